@@ -1,0 +1,12 @@
+"""SQLAlchemy 2 declarative models: the system of record from intake on.
+
+- `Request`: one enqueued Messages API request, its state and current batch.
+- `Batch`: one batch intent and, once created, its remote Message Batch.
+- `Result`: one result line of one remote batch (the attempt history).
+- `Control`: service-wide switches (submission paused and why).
+"""
+
+from models.base import Base, metadata
+from models.tables import Batch, Control, Request, Result
+
+__all__ = ["Base", "Batch", "Control", "Request", "Result", "metadata"]

@@ -1,0 +1,161 @@
+"""The four tables. States are strings with CHECK constraints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, JsonDocument, UtcDateTime
+from worker.domain.states import BatchState, RequestState
+
+# SQLite only autoincrements INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _one_of(column: str, values: list[str]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Request(Base):
+    __tablename__ = "requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default=RequestState.QUEUED)
+    # The request body exactly as enqueued: opaque to batchline, sent verbatim,
+    # so it is kept as text rather than re-encoded through JSONB.
+    params: Mapped[str] = mapped_column(Text)
+    params_bytes: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(200))
+    tags: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    on_result: Mapped[str | None] = mapped_column(String(200))
+    # The batch holding the request while it is in_batch.
+    batch_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("batches.id", ondelete="SET NULL")
+    )
+    # Batch memberships so far; with the id it makes the custom_id unique.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Attempts that used up a retry (billing errors and never-created batches do not).
+    charged_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    enqueued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        CheckConstraint(_one_of("state", [s.value for s in RequestState]), name="state"),
+        CheckConstraint("attempts >= charged_attempts AND charged_attempts >= 0", name="attempts"),
+        CheckConstraint("(state = 'in_batch') = (batch_id IS NOT NULL)", name="batch_membership"),
+        Index("ix_requests_state_created_at", "state", "created_at"),
+        Index("ix_requests_batch_id", "batch_id"),
+    )
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    remote_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default=BatchState.PREPARED)
+    # 'planned' by batchline, or 'adopted' by the reconciler from a lost create.
+    origin: Mapped[str] = mapped_column(String(16), default="planned")
+    processing_status: Mapped[str | None] = mapped_column(String(16))
+    request_count: Mapped[int] = mapped_column(Integer)
+    body_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    count_processing: Mapped[int] = mapped_column(Integer, default=0)
+    count_succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    count_errored: Mapped[int] = mapped_column(Integer, default=0)
+    count_canceled: Mapped[int] = mapped_column(Integer, default=0)
+    count_expired: Mapped[int] = mapped_column(Integer, default=0)
+    submit_tries: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    submit_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Earliest time the next create may be tried (backoff after 429/529).
+    next_submit_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    next_poll_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Held by the worker ingesting this batch; another takes over once it lapses.
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    remote_created_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    remote_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    remote_ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    cancel_initiated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    archived_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ingested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        CheckConstraint(_one_of("state", [s.value for s in BatchState]), name="state"),
+        CheckConstraint(_one_of("origin", ["planned", "adopted"]), name="origin"),
+        CheckConstraint(
+            "state NOT IN ('submitted', 'ended', 'ingested') OR remote_id IS NOT NULL",
+            name="remote_id_once_created",
+        ),
+        Index("ix_batches_state", "state"),
+    )
+
+
+class Result(Base):
+    __tablename__ = "results"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(BigId, ForeignKey("batches.id", ondelete="CASCADE"))
+    custom_id: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("requests.id", ondelete="CASCADE")
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    # succeeded | errored | canceled | expired, or 'malformed' for a line batchline
+    # could not read (recorded as that request's failure).
+    result_type: Mapped[str] = mapped_column(String(16))
+    error_type: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    # The result object as the API sent it ({"type": ..., "message"|"error": ...}).
+    body: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    model: Mapped[str | None] = mapped_column(String(200))
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_write_5m_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_write_1h_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(18, 8))
+    # A result for a request that another batch had already settled: paid twice.
+    duplicate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("batch_id", "custom_id"),
+        CheckConstraint(
+            _one_of("result_type", ["succeeded", "errored", "canceled", "expired", "malformed"]),
+            name="result_type",
+        ),
+        Index("ix_results_request_id", "request_id"),
+    )
+
+
+class Control(Base):
+    __tablename__ = "controls"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

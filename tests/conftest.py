@@ -1,0 +1,158 @@
+"""Shared fixtures: real PostgreSQL and Redis on loopback, SQLite files, pipelines.
+
+PostgreSQL: a fresh database per test session on BATCHLINE_TEST_PG_URL (the
+machine's `test` server by default), migrated with Alembic, emptied per test.
+Redis: database BATCHLINE_TEST_REDIS_DB (default 9) on BATCHLINE_TEST_REDIS_URL,
+flushed per test, so tests never touch db 0.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from models import metadata
+from worker.adapters.intake import RedisIntakeStream
+from worker.adapters.memory_api import MemoryBatchApi
+from worker.adapters.notify import RedisNotifier
+from worker.database import make_engine, make_session_factory, upgrade
+from worker.keys import RedisKeys
+from worker.services.context import Pipeline
+from worker.settings import Settings
+
+if (Path(__file__).parent / "emulator_fixtures.py").exists():
+    pytest_plugins = ["tests.emulator_fixtures"]
+
+PG_ADMIN_URL = os.environ.get(
+    "BATCHLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_BASE_URL = os.environ.get("BATCHLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+REDIS_DB = int(os.environ.get("BATCHLINE_TEST_REDIS_DB", "9"))
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    name = f"batchline_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _empty_tables(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_db(pg_url: str) -> str:
+    _empty_tables(pg_url)
+    return pg_url
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'batchline.sqlite3'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs on both backends."""
+    name = "sqlite_db" if request.param == "sqlite" else "pg_db"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    url = f"{REDIS_BASE_URL}/{REDIS_DB}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make_settings(db: str, redis_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": db,
+        "redis_url": redis_url,
+        "max_batch_requests": 100,
+        "max_wait_seconds": 0,
+        "poll_interval_seconds": 1,
+        "create_timeout_seconds": 30,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def memory_api(clock: Clock) -> MemoryBatchApi:
+    return MemoryBatchApi(now=clock)
+
+
+@pytest.fixture
+def pipeline(
+    db_url: str,
+    redis_client: redis.Redis,
+    redis_url: str,
+    memory_api: MemoryBatchApi,
+    clock: Clock,
+) -> Iterator[Pipeline]:
+    """The pipeline over real SQL and Redis, with the in-memory Batch API."""
+    settings = make_settings(db_url, redis_url)
+    engine = make_engine(db_url)
+    keys = RedisKeys(settings.stream_key_prefix)
+    yield Pipeline(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        api=memory_api,
+        intake=RedisIntakeStream(redis_client, keys),
+        notifier=RedisNotifier(redis_client, keys),
+        clock=clock,
+    )
+    engine.dispose()

@@ -1,0 +1,1 @@
+"""Adapters to the outside: SQL, the Redis intake stream, the Batch API."""

@@ -1,0 +1,154 @@
+"""The Batch API port over the official `anthropic` SDK.
+
+Create goes out with the SDK's retries off: the endpoint has no idempotency
+key, so a retried create after a lost response makes a second, billed batch.
+Everything else keeps the SDK's retries, being safe to repeat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import anthropic
+from anthropic.types.messages import MessageBatch
+
+from worker.adapters.batch_api import (
+    ApiUnavailable,
+    CreateNotAccepted,
+    CreateOutcomeUnknown,
+    CreateRefused,
+    RemoteBatch,
+)
+
+RESULTS_CHUNK_BYTES = 1 << 20
+# Statuses that prove the API created nothing and will accept a later try.
+_NOT_ACCEPTED = {429, 529}
+# Statuses that mean no create will work until a person acts: pause, do not fail requests.
+_PAUSING = {401, 402, 403}
+
+
+def to_remote(batch: MessageBatch) -> RemoteBatch:
+    counts = batch.request_counts
+    return RemoteBatch(
+        id=batch.id,
+        processing_status=batch.processing_status,
+        processing=counts.processing,
+        succeeded=counts.succeeded,
+        errored=counts.errored,
+        canceled=counts.canceled,
+        expired=counts.expired,
+        created_at=batch.created_at,
+        expires_at=batch.expires_at,
+        ended_at=batch.ended_at,
+        cancel_initiated_at=batch.cancel_initiated_at,
+        archived_at=batch.archived_at,
+        results_url=batch.results_url,
+    )
+
+
+class AnthropicBatchApi:
+    def __init__(
+        self,
+        api_key: str | None,
+        base_url: str | None = None,
+        create_timeout: float = 600.0,
+        max_retries: int = 2,
+    ) -> None:
+        self._client = anthropic.Anthropic(
+            api_key=api_key, base_url=base_url, max_retries=max_retries
+        )
+        self._create_timeout = create_timeout
+
+    def close(self) -> None:
+        self._client.close()
+
+    def create(self, body: Iterable[bytes]) -> RemoteBatch:
+        client = self._client.with_options(max_retries=0, timeout=self._create_timeout)
+        try:
+            batch = client.post(
+                "/v1/messages/batches",
+                content=body,
+                cast_to=MessageBatch,
+                options={"headers": {"content-type": "application/json"}},
+            )
+        except anthropic.APIStatusError as exc:
+            raise _classify_create_error(exc) from None
+        except (anthropic.APIConnectionError, anthropic.APIResponseValidationError) as exc:
+            raise CreateOutcomeUnknown(f"create outcome unknown: {type(exc).__name__}") from None
+        return to_remote(batch)
+
+    def retrieve(self, remote_id: str) -> RemoteBatch:
+        with _unavailable_on_transient():
+            return to_remote(self._client.messages.batches.retrieve(remote_id))
+
+    def list_recent(self, created_after: datetime) -> Iterator[RemoteBatch]:
+        with _unavailable_on_transient():
+            for batch in self._client.messages.batches.list(limit=100):
+                if batch.created_at <= created_after:
+                    return
+                yield to_remote(batch)
+
+    def cancel(self, remote_id: str) -> RemoteBatch:
+        with _unavailable_on_transient():
+            return to_remote(self._client.messages.batches.cancel(remote_id))
+
+    @contextmanager
+    def results(self, remote_id: str) -> Iterator[Iterator[bytes]]:
+        # Raw bytes in large chunks: the SDK's own JSONL decoder reads 64-byte
+        # chunks and mishandles a \r\n split across two of them.
+        with (
+            _unavailable_on_transient(),
+            self._client.messages.batches.with_streaming_response.results(remote_id) as response,
+        ):
+            yield response.iter_bytes(chunk_size=RESULTS_CHUNK_BYTES)
+
+
+def _classify_create_error(exc: anthropic.APIStatusError) -> Exception:
+    status = exc.status_code
+    message = f"create answered HTTP {status} {_error_type(exc)}: {_error_message(exc)}"
+    if status in _NOT_ACCEPTED:
+        return CreateNotAccepted(message, retry_after=_retry_after(exc))
+    if status in _PAUSING or "spend_limit" in _error_type(exc):
+        return CreateRefused(message, pause=True)
+    if 400 <= status < 500 and status not in (408, 409):
+        return CreateRefused(message)
+    # 5xx, 408, 409: the server may have created the batch before failing.
+    return CreateOutcomeUnknown(message)
+
+
+@contextmanager
+def _unavailable_on_transient() -> Iterator[None]:
+    try:
+        yield
+    except anthropic.APIConnectionError as exc:
+        raise ApiUnavailable(f"{type(exc).__name__}") from None
+    except anthropic.APIStatusError as exc:
+        if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
+            raise ApiUnavailable(f"HTTP {exc.status_code} {_error_type(exc)}") from None
+        raise
+
+
+def _error_body(exc: anthropic.APIStatusError) -> dict[str, Any]:
+    body = exc.body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return body["error"]  # type: ignore[no-any-return]
+    return {}
+
+
+def _error_type(exc: anthropic.APIStatusError) -> str:
+    return str(_error_body(exc).get("type", "unknown"))
+
+
+def _error_message(exc: anthropic.APIStatusError) -> str:
+    return str(_error_body(exc).get("message", ""))[:500]
+
+
+def _retry_after(exc: anthropic.APIStatusError) -> float | None:
+    raw = exc.response.headers.get("retry-after")
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,611 @@
+"""All SQL that moves requests and batches through the pipeline.
+
+Every state change is a guarded update (`WHERE state = :expected`) whose row
+count says whether this caller won; a caller that lost simply does nothing.
+That is what makes a duplicated Celery message, a second beat or a re-run
+ingestion harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from models import Batch, Control, Request, Result
+from worker.adapters.batch_api import RemoteBatch
+from worker.domain.custom_ids import encode_custom_id
+from worker.domain.states import BatchState, RequestState
+
+ID_CHUNK = 5_000
+PAUSE_CONTROL = "submission_paused"
+
+
+def _changed(result: Any) -> int:
+    """Rows an UPDATE matched: the caller won its guarded transition iff this is 1."""
+    return int(result.rowcount)
+
+
+def chunks(items: Sequence[Any], size: int = ID_CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _insert(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+# --- intake -----------------------------------------------------------------
+
+
+def insert_requests(session: Session, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert new requests; ids (and idempotency keys) already present are skipped."""
+    if not rows:
+        return 0
+    stmt = _insert(session, Request.__table__).on_conflict_do_nothing().returning(Request.id)
+    return len(session.execute(stmt, list(rows)).all())
+
+
+# --- assembling batches -----------------------------------------------------
+
+
+def queued_summary(session: Session) -> tuple[int, int, datetime | None]:
+    """How many requests are queued, their total size, and the oldest one's intake time."""
+    row = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(Request.params_bytes), 0),
+            func.min(Request.created_at),
+        ).where(Request.state == RequestState.QUEUED)
+    ).one()
+    return int(row[0]), int(row[1]), row[2]
+
+
+def lock_queued_requests(session: Session, limit: int) -> list[tuple[str, int]]:
+    """The oldest queued requests, locked; rows another claimer holds are skipped."""
+    stmt = (
+        select(Request.id, Request.params_bytes)
+        .where(Request.state == RequestState.QUEUED)
+        .order_by(Request.created_at, Request.id)
+        .limit(limit)
+        # Two claimers never take the same request: each skips the other's locked rows.
+        .with_for_update(skip_locked=True)
+    )
+    return [(r[0], r[1]) for r in session.execute(stmt)]
+
+
+def create_batch_intent(
+    session: Session, request_ids: Sequence[str], body_bytes: int, now: datetime
+) -> int:
+    batch = Batch(
+        state=BatchState.PREPARED,
+        origin="planned",
+        request_count=len(request_ids),
+        body_bytes=body_bytes,
+        created_at=now,
+        updated_at=now,
+        count_processing=0,
+        count_succeeded=0,
+        count_errored=0,
+        count_canceled=0,
+        count_expired=0,
+        submit_tries=0,
+        cancel_requested=False,
+    )
+    session.add(batch)
+    session.flush()
+    moved = 0
+    for part in chunks(request_ids):
+        moved += _changed(
+            session.execute(
+                update(Request)
+                .where(Request.id.in_(part), Request.state == RequestState.QUEUED)
+                .values(
+                    state=RequestState.IN_BATCH,
+                    batch_id=batch.id,
+                    attempts=Request.attempts + 1,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+        )
+    if moved != len(request_ids):
+        raise RuntimeError(f"claimed {len(request_ids)} requests but moved {moved}")
+    return batch.id
+
+
+# --- submitting ---------------------------------------------------------------
+
+
+def batches_ready_to_submit(session: Session, now: datetime, limit: int = 100) -> list[int]:
+    stmt = (
+        select(Batch.id)
+        .where(
+            Batch.state == BatchState.PREPARED,
+            or_(Batch.next_submit_at.is_(None), Batch.next_submit_at <= now),
+        )
+        .order_by(Batch.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def begin_submission(session: Session, batch_id: int, now: datetime) -> bool:
+    """PREPARED -> SUBMITTING, committed before create is called (the intent)."""
+    # Guarded: of two workers handed the same batch, exactly one calls create.
+    result = session.execute(
+        update(Batch)
+        .where(
+            Batch.id == batch_id,
+            Batch.state == BatchState.PREPARED,
+            or_(Batch.next_submit_at.is_(None), Batch.next_submit_at <= now),
+        )
+        .values(
+            state=BatchState.SUBMITTING,
+            submit_started_at=now,
+            submit_tries=Batch.submit_tries + 1,
+            updated_at=now,
+        )
+    )
+    return _changed(result) == 1
+
+
+def iter_batch_body(conn: Connection, batch_id: int, fetch: int = 1_000) -> Iterator[bytes]:
+    """The create body for a batch, streamed from SQL a slice at a time."""
+    stmt = (
+        select(Request.id, Request.attempts, Request.params)
+        .where(Request.batch_id == batch_id, Request.state == RequestState.IN_BATCH)
+        .order_by(Request.id)
+        .execution_options(yield_per=fetch)
+    )
+    yield b'{"requests":['
+    first = True
+    for rows in conn.execute(stmt).partitions():
+        parts = []
+        for request_id, attempt, params in rows:
+            custom_id = encode_custom_id(request_id, attempt)
+            parts.append(f'{{"custom_id":"{custom_id}","params":{params}}}')
+        text = ",".join(parts)
+        yield (text if first else "," + text).encode()
+        first = False
+    yield b"]}"
+
+
+def _move_batch(session: Session, batch_id: int, src: Iterable[BatchState], **values: Any) -> bool:
+    result = session.execute(
+        update(Batch).where(Batch.id == batch_id, Batch.state.in_(list(src))).values(**values)
+    )
+    return _changed(result) == 1
+
+
+def remote_fields(remote: RemoteBatch) -> dict[str, Any]:
+    return {
+        "processing_status": remote.processing_status,
+        "count_processing": remote.processing,
+        "count_succeeded": remote.succeeded,
+        "count_errored": remote.errored,
+        "count_canceled": remote.canceled,
+        "count_expired": remote.expired,
+        "remote_created_at": remote.created_at,
+        "remote_expires_at": remote.expires_at,
+        "remote_ended_at": remote.ended_at,
+        "cancel_initiated_at": remote.cancel_initiated_at,
+        "archived_at": remote.archived_at,
+    }
+
+
+def record_submission(
+    session: Session, batch_id: int, remote: RemoteBatch, now: datetime, next_poll: datetime
+) -> bool:
+    return _move_batch(
+        session,
+        batch_id,
+        [BatchState.SUBMITTING],
+        state=BatchState.SUBMITTED,
+        remote_id=remote.id,
+        submitted_at=now,
+        next_poll_at=next_poll,
+        updated_at=now,
+        error=None,
+        **remote_fields(remote),
+    )
+
+
+def record_create_not_accepted(
+    session: Session, batch_id: int, error: str, retry_at: datetime, now: datetime
+) -> bool:
+    return _move_batch(
+        session,
+        batch_id,
+        [BatchState.SUBMITTING],
+        state=BatchState.PREPARED,
+        next_submit_at=retry_at,
+        error=error,
+        updated_at=now,
+    )
+
+
+def record_outcome_unknown(session: Session, batch_id: int, error: str, now: datetime) -> bool:
+    return _move_batch(
+        session,
+        batch_id,
+        [BatchState.SUBMITTING],
+        state=BatchState.UNKNOWN,
+        error=error,
+        updated_at=now,
+    )
+
+
+def refuse_batch(session: Session, batch_id: int, error: str, now: datetime) -> bool:
+    """The API will never take this batch: its requests fail with the reason."""
+    if not _move_batch(
+        session,
+        batch_id,
+        [BatchState.SUBMITTING],
+        state=BatchState.REFUSED,
+        error=error,
+        updated_at=now,
+    ):
+        return False
+    session.execute(
+        update(Request)
+        .where(Request.batch_id == batch_id, Request.state == RequestState.IN_BATCH)
+        .values(
+            state=RequestState.FAILED,
+            batch_id=None,
+            charged_attempts=Request.charged_attempts + 1,
+            last_error=f"batch refused: {error}",
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    return True
+
+
+def release_batch(
+    session: Session, batch_id: int, src: Iterable[BatchState], reason: str, now: datetime
+) -> bool:
+    """The batch was never created remotely: its requests go back to the queue."""
+    if not _move_batch(
+        session, batch_id, src, state=BatchState.RELEASED, error=reason, updated_at=now
+    ):
+        return False
+    session.execute(
+        update(Request)
+        .where(Request.batch_id == batch_id, Request.state == RequestState.IN_BATCH)
+        .values(state=RequestState.QUEUED, batch_id=None, updated_at=now)
+    )
+    return True
+
+
+def submission_paused(session: Session) -> str | None:
+    control = session.get(Control, PAUSE_CONTROL)
+    return control.value if control is not None else None
+
+
+def pause_submission(session: Session, reason: str, now: datetime) -> None:
+    stmt = _insert(session, Control).values(name=PAUSE_CONTROL, value=reason, updated_at=now)
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[Control.name], set_={"value": reason, "updated_at": now}
+        )
+    )
+
+
+def resume_submission(session: Session) -> bool:
+    control = session.get(Control, PAUSE_CONTROL)
+    if control is None:
+        return False
+    session.delete(control)
+    return True
+
+
+# --- polling ------------------------------------------------------------------
+
+
+def lease_due_polls(session: Session, now: datetime, lease: timedelta, limit: int) -> list[int]:
+    """Batches due a poll, each pushed back by `lease` so the next sweep skips them."""
+    due = list(
+        session.scalars(
+            select(Batch.id)
+            .where(Batch.state == BatchState.SUBMITTED, Batch.next_poll_at <= now)
+            .order_by(Batch.next_poll_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if due:
+        session.execute(update(Batch).where(Batch.id.in_(due)).values(next_poll_at=now + lease))
+    return due
+
+
+def record_poll(
+    session: Session, batch_id: int, remote: RemoteBatch, now: datetime, next_poll: datetime
+) -> bool:
+    """Store what the poll saw; SUBMITTED -> ENDED once the remote batch ended."""
+    values: dict[str, Any] = {**remote_fields(remote), "updated_at": now}
+    if remote.ended:
+        values["state"] = BatchState.ENDED
+    else:
+        values["next_poll_at"] = next_poll
+    return _move_batch(session, batch_id, [BatchState.SUBMITTED], **values)
+
+
+def get_batch(session: Session, batch_id: int) -> Batch | None:
+    return session.get(Batch, batch_id)
+
+
+def request_batch_cancel(session: Session, batch_id: int, now: datetime) -> bool:
+    result = session.execute(
+        update(Batch)
+        .where(
+            Batch.id == batch_id,
+            Batch.state.in_(
+                [
+                    BatchState.PREPARED,
+                    BatchState.SUBMITTING,
+                    BatchState.SUBMITTED,
+                    BatchState.UNKNOWN,
+                ]
+            ),
+        )
+        .values(cancel_requested=True, next_poll_at=now, updated_at=now)
+    )
+    return _changed(result) == 1
+
+
+def cancel_queued_request(session: Session, request_id: str, now: datetime) -> bool:
+    result = session.execute(
+        update(Request)
+        .where(Request.id == request_id, Request.state == RequestState.QUEUED)
+        .values(
+            state=RequestState.CANCELED,
+            finished_at=now,
+            updated_at=now,
+            last_error="canceled before submission",
+        )
+    )
+    return _changed(result) == 1
+
+
+# --- ingestion ----------------------------------------------------------------
+
+
+def batches_to_ingest(session: Session, now: datetime, limit: int = 100) -> list[int]:
+    stmt = (
+        select(Batch.id)
+        .where(
+            Batch.state == BatchState.ENDED,
+            or_(Batch.lease_until.is_(None), Batch.lease_until < now),
+        )
+        .order_by(Batch.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def take_ingest_lease(session: Session, batch_id: int, now: datetime, until: datetime) -> bool:
+    # Guarded: a second ingester waits for the first's lease to lapse.
+    result = session.execute(
+        update(Batch)
+        .where(
+            Batch.id == batch_id,
+            Batch.state == BatchState.ENDED,
+            or_(Batch.lease_until.is_(None), Batch.lease_until < now),
+        )
+        .values(lease_until=until)
+    )
+    return _changed(result) == 1
+
+
+def extend_ingest_lease(session: Session, batch_id: int, until: datetime) -> None:
+    session.execute(
+        update(Batch)
+        .where(Batch.id == batch_id, Batch.state == BatchState.ENDED)
+        .values(lease_until=until)
+    )
+
+
+@dataclass(frozen=True)
+class Member:
+    request_id: str
+    state: str
+    batch_id: int | None
+    attempts: int
+    charged_attempts: int
+    max_attempts: int
+    on_result: str | None
+
+
+def load_members(session: Session, request_ids: Sequence[str]) -> dict[str, Member]:
+    out: dict[str, Member] = {}
+    for part in chunks(list(request_ids)):
+        rows = session.execute(
+            select(
+                Request.id,
+                Request.state,
+                Request.batch_id,
+                Request.attempts,
+                Request.charged_attempts,
+                Request.max_attempts,
+                Request.on_result,
+            ).where(Request.id.in_(part))
+        )
+        for row in rows:
+            out[row[0]] = Member(*row)
+    return out
+
+
+def insert_results(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert result rows; returns the custom_ids that were new (not seen before)."""
+    if not rows:
+        return set()
+    stmt = (
+        _insert(session, Result.__table__)
+        .on_conflict_do_nothing(index_elements=["batch_id", "custom_id"])
+        .returning(Result.custom_id)
+    )
+    return set(session.execute(stmt, list(rows)).scalars())
+
+
+def mark_duplicates(session: Session, batch_id: int, custom_ids: Sequence[str]) -> None:
+    for part in chunks(list(custom_ids)):
+        session.execute(
+            update(Result)
+            .where(Result.batch_id == batch_id, Result.custom_id.in_(part))
+            .values(duplicate=True)
+        )
+
+
+def settle_requests(
+    session: Session,
+    batch_id: int,
+    request_ids: Sequence[str],
+    state: RequestState,
+    now: datetime,
+    charge: bool,
+    error: str | None = None,
+) -> list[str]:
+    """Move this batch's in_batch requests to `state`; returns those that moved."""
+    terminal = state is not RequestState.QUEUED
+    values: dict[str, Any] = {
+        "state": state,
+        "batch_id": None,
+        "updated_at": now,
+        "last_error": error,
+    }
+    if charge:
+        values["charged_attempts"] = Request.charged_attempts + 1
+    if terminal:
+        values["finished_at"] = now
+    moved: list[str] = []
+    for part in chunks(list(request_ids)):
+        # Guarded on membership: a request settled by another batch stays as it is.
+        stmt = (
+            update(Request)
+            .where(
+                Request.id.in_(part),
+                Request.state == RequestState.IN_BATCH,
+                Request.batch_id == batch_id,
+            )
+            .values(**values)
+            .returning(Request.id)
+        )
+        moved.extend(session.scalars(stmt))
+    return moved
+
+
+def finish_ingestion(session: Session, batch_id: int, now: datetime) -> bool:
+    return _move_batch(
+        session,
+        batch_id,
+        [BatchState.ENDED],
+        state=BatchState.INGESTED,
+        ingested_at=now,
+        lease_until=None,
+        updated_at=now,
+    )
+
+
+def requests_left_in_batch(session: Session, batch_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(Request.id).where(
+                Request.batch_id == batch_id, Request.state == RequestState.IN_BATCH
+            )
+        )
+    )
+
+
+# --- reconciling --------------------------------------------------------------
+
+
+def stale_submissions(session: Session, started_before: datetime) -> list[int]:
+    return list(
+        session.scalars(
+            select(Batch.id).where(
+                Batch.state == BatchState.SUBMITTING, Batch.submit_started_at < started_before
+            )
+        )
+    )
+
+
+def unknown_batches(session: Session) -> list[Batch]:
+    return list(
+        session.scalars(
+            select(Batch).where(Batch.state == BatchState.UNKNOWN).order_by(Batch.submit_started_at)
+        )
+    )
+
+
+def known_remote_ids(session: Session, remote_ids: Sequence[str]) -> set[str]:
+    if not remote_ids:
+        return set()
+    return set(session.scalars(select(Batch.remote_id).where(Batch.remote_id.in_(remote_ids))))
+
+
+def adopt_remote(session: Session, batch_id: int, remote: RemoteBatch, now: datetime) -> bool:
+    """UNKNOWN -> SUBMITTED: the batch whose create answer was lost, found remotely."""
+    return _move_batch(
+        session,
+        batch_id,
+        [BatchState.UNKNOWN],
+        state=BatchState.SUBMITTED,
+        remote_id=remote.id,
+        origin="adopted",
+        submitted_at=now,
+        next_poll_at=now,
+        updated_at=now,
+        **remote_fields(remote),
+    )
+
+
+def insert_stray_batch(session: Session, remote: RemoteBatch, now: datetime) -> int:
+    """A remote batch no intent accounts for (a duplicate create): track and ingest it."""
+    batch = Batch(
+        state=BatchState.SUBMITTED,
+        origin="adopted",
+        remote_id=remote.id,
+        request_count=remote.request_count,
+        body_bytes=0,
+        created_at=now,
+        updated_at=now,
+        submitted_at=now,
+        next_poll_at=now,
+        submit_tries=0,
+        cancel_requested=False,
+        error="adopted: no intent matched this remote batch (duplicate create)",
+        **remote_fields(remote),
+    )
+    session.add(batch)
+    session.flush()
+    return batch.id
+
+
+def earliest_open_submission(session: Session, horizon: datetime) -> datetime | None:
+    """Start of the oldest create whose remote batch may still be unaccounted for.
+
+    Released intents count for a day (`horizon`): a create that reached the
+    API after its caller gave up would show up as a stray batch in that time.
+    """
+    return session.scalar(
+        select(func.min(Batch.submit_started_at)).where(
+            or_(
+                Batch.state.in_([BatchState.SUBMITTING, BatchState.UNKNOWN]),
+                and_(
+                    Batch.state == BatchState.RELEASED,
+                    Batch.submit_started_at > horizon,
+                ),
+            )
+        )
+    )
+
+
+def dispose(engine: Engine) -> None:
+    engine.dispose()

@@ -1,0 +1,64 @@
+"""The Celery app: `celery -A worker.celery_app:app worker` / `... beat`.
+
+Settings the invariants depend on (DESIGN.md): late acks and prefetch 1, so a
+killed worker's task is redelivered; time limits well below the Redis
+transport's visibility timeout, so a task still running is never handed to a
+second worker; task events on for Flower; no ETA/countdown tasks anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from worker import runtime
+
+VISIBILITY_TIMEOUT = 3600
+TASK_TIME_LIMIT = 1800
+TASK_SOFT_TIME_LIMIT = 1700
+
+
+def make_app() -> Celery:
+    config = runtime.settings()
+    app = Celery("batchline", broker=config.redis_url, include=["worker.tasks"])
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=TASK_TIME_LIMIT,
+        task_soft_time_limit=TASK_SOFT_TIME_LIMIT,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        beat_schedule=beat_schedule(config),
+        beat_scheduler="worker.beat:LockedScheduler",
+        beat_max_loop_interval=5,
+    )
+    return app
+
+
+def beat_schedule(config: Any) -> dict[str, dict[str, Any]]:
+    # Periodic wake-ups only: each task reads what to do from SQL, so a lost or
+    # doubled tick is harmless.
+    sweep = min(5.0, config.poll_interval_seconds)
+    return {
+        "intake": {"task": "batchline.intake", "schedule": config.intake_interval_seconds},
+        "sweep": {"task": "batchline.sweep", "schedule": sweep},
+        "reconcile": {"task": "batchline.reconcile", "schedule": config.reconcile_interval_seconds},
+    }
+
+
+@worker_process_init.connect
+def _fresh_resources(**_: Any) -> None:
+    runtime.reset()
+
+
+app = make_app()

@@ -1,0 +1,1 @@
+"""Pure domain code: no imports of sqlalchemy, redis, celery or anthropic."""

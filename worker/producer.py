@@ -1,0 +1,173 @@
+"""The producer API that application code imports: `from worker import enqueue`.
+
+An enqueue validates the request, then writes one entry to the Redis intake
+stream: as cheap as pushing to any queue. Nothing touches SQL on this path.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from worker.adapters.intake import IntakeEntry, RedisIntakeStream
+from worker.database import make_engine, make_session_factory
+from worker.domain.custom_ids import new_request_id
+from worker.domain.validation import InvalidRequest, check_key, check_tags, encode_params
+from worker.handles import RequestHandle, ResultReader
+from worker.keys import RedisKeys
+from worker.settings import Settings
+
+
+@dataclass(frozen=True)
+class Item:
+    """One request for `enqueue_many`, with its options."""
+
+    params: Mapping[str, Any]
+    key: str | None = None
+    tags: Mapping[str, Any] | None = None
+    on_result: str | None = None
+    max_attempts: int | None = None
+
+
+class Producer:
+    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+        self.settings = settings
+        self._redis = client or redis.Redis.from_url(settings.redis_url)
+        self._keys = RedisKeys(settings.stream_key_prefix)
+        self._stream = RedisIntakeStream(self._redis, self._keys)
+        self._reader: ResultReader | None = None
+        self._reader_lock = threading.Lock()
+
+    @property
+    def reader(self) -> ResultReader:
+        with self._reader_lock:
+            if self._reader is None:
+                engine = make_engine(self.settings.database_url)
+                self._reader = ResultReader(
+                    engine, make_session_factory(engine), self._redis, self._keys
+                )
+            return self._reader
+
+    def close(self) -> None:
+        """Release this producer's connections (Redis, and SQL if results were read)."""
+        if self._reader is not None:
+            self._reader.close()
+        self._redis.close()
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def enqueue(
+        self,
+        params: Mapping[str, Any],
+        *,
+        key: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        on_result: str | None = None,
+        max_attempts: int | None = None,
+    ) -> RequestHandle:
+        entry, checked_key = self._entry(Item(params, key, tags, on_result, max_attempts))
+        request_id = self._stream.add(entry, checked_key, self.settings.idempotency_ttl_seconds)
+        return RequestHandle(request_id, self)
+
+    def enqueue_many(
+        self, items: Iterable[Mapping[str, Any] | Item], *, chunk: int = 1_000
+    ) -> list[RequestHandle]:
+        """Enqueue many requests, pipelined. All are checked before any is written."""
+        entries: list[tuple[IntakeEntry, str | None]] = []
+        seen_keys: set[str] = set()
+        for index, item in enumerate(items):
+            one = item if isinstance(item, Item) else Item(item)
+            try:
+                entry, checked_key = self._entry(one)
+            except InvalidRequest as exc:
+                raise InvalidRequest(f"item {index}: {exc}") from None
+            if checked_key is not None:
+                if checked_key in seen_keys:
+                    raise InvalidRequest(f"item {index}: key {checked_key!r} appears twice")
+                seen_keys.add(checked_key)
+            entries.append((entry, checked_key))
+        handles: list[RequestHandle] = []
+        for start in range(0, len(entries), chunk):
+            part = entries[start : start + chunk]
+            plain = [e for e, k in part if k is None]
+            self._stream.add_many(plain)
+            ids = {e.request_id: e.request_id for e in plain}
+            for entry, checked_key in part:
+                if checked_key is not None:
+                    ids[entry.request_id] = self._stream.add(
+                        entry, checked_key, self.settings.idempotency_ttl_seconds
+                    )
+            handles.extend(RequestHandle(ids[e.request_id], self) for e, _ in part)
+        return handles
+
+    def _entry(self, item: Item) -> tuple[IntakeEntry, str | None]:
+        body = encode_params(item.params)
+        key = check_key(item.key)
+        tags = check_tags(item.tags)
+        if item.on_result is not None and (
+            not isinstance(item.on_result, str) or not item.on_result.strip()
+        ):
+            raise InvalidRequest("on_result must be the name of a Celery task")
+        if item.max_attempts is not None and (
+            isinstance(item.max_attempts, bool)
+            or not isinstance(item.max_attempts, int)
+            or not 1 <= item.max_attempts <= 100
+        ):
+            raise InvalidRequest("max_attempts must be an integer from 1 to 100")
+        meta: dict[str, Any] = {"model": item.params["model"], "t": round(time.time(), 3)}
+        if key is not None:
+            meta["key"] = key
+        if tags:
+            meta["tags"] = tags
+        if item.on_result is not None:
+            meta["on_result"] = item.on_result
+        if item.max_attempts is not None:
+            meta["max_attempts"] = item.max_attempts
+        return IntakeEntry(new_request_id(), body, meta), key
+
+    def handle(self, request_id: str) -> RequestHandle:
+        return RequestHandle(request_id, self)
+
+    def handle_for_key(self, key: str) -> RequestHandle | None:
+        request_id = self._stream.lookup_key(key) or self.reader.id_for_key(key)
+        return None if request_id is None else RequestHandle(request_id, self)
+
+
+_default: Producer | None = None
+_default_lock = threading.Lock()
+
+
+def default_producer() -> Producer:
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Producer(Settings.from_env())
+        return _default
+
+
+def _forget_after_fork() -> None:
+    global _default, _default_lock
+    _default = None
+    _default_lock = threading.Lock()
+
+
+def enqueue(params: Mapping[str, Any], **options: Any) -> RequestHandle:
+    """Enqueue one Messages API request body; returns its handle at once."""
+    return default_producer().enqueue(params, **options)
+
+
+def enqueue_many(items: Iterable[Mapping[str, Any] | Item], **options: Any) -> list[RequestHandle]:
+    return default_producer().enqueue_many(items, **options)
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

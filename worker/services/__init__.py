@@ -1,0 +1,1 @@
+"""Service functions: each one step of the pipeline, reading its work from SQL."""

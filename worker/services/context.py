@@ -1,0 +1,34 @@
+"""What a service function needs: settings, SQL sessions and the ports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from worker.adapters.batch_api import BatchApi
+from worker.adapters.intake import IntakeStream
+from worker.settings import Settings
+
+
+class Notifier(Protocol):
+    def settled(self, request_ids: Sequence[str]) -> None: ...
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    api: BatchApi
+    intake: IntakeStream
+    notifier: Notifier
+    clock: Callable[[], datetime] = field(default=utcnow)

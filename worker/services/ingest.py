@@ -1,0 +1,220 @@
+"""Ingestion: stream an ended batch's results into SQL and settle its requests.
+
+Results are read as raw bytes and written a chunk per transaction, so memory
+stays flat however large the batch. Running it twice changes nothing: result
+rows are insert-if-absent, and only a newly inserted row moves its request.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from worker.adapters import store
+from worker.domain.custom_ids import decode_custom_id
+from worker.domain.jsonl import iter_lines
+from worker.domain.results import ParsedResult, UnreadableLine, parse_line
+from worker.domain.retry import decide
+from worker.domain.states import TERMINAL_REQUEST_STATES, RequestState
+from worker.services.context import Pipeline
+
+log = logging.getLogger("batchline.ingest")
+
+
+@dataclass
+class IngestReport:
+    batch_id: int
+    lines: int = 0
+    new_results: int = 0
+    duplicates: int = 0
+    unreadable: int = 0
+    foreign: int = 0
+    settled: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    requeued_missing: int = 0
+
+
+def ingest_batch(pipeline: Pipeline, batch_id: int) -> IngestReport | None:
+    """Ingest one ended batch; None when another worker holds it or it is done."""
+    lease = timedelta(seconds=pipeline.settings.ingest_lease_seconds)
+    now = pipeline.clock()
+    with pipeline.sessions.begin() as session:
+        if not store.take_ingest_lease(session, batch_id, now, now + lease):
+            return None
+        batch = store.get_batch(session, batch_id)
+        assert batch is not None and batch.remote_id is not None
+        remote_id = batch.remote_id
+    report = IngestReport(batch_id)
+    with pipeline.api.results(remote_id) as chunks:
+        for lines in _batched(iter_lines(chunks), pipeline.settings.ingest_chunk):
+            _ingest_chunk(pipeline, batch_id, lines, report)
+            with pipeline.sessions.begin() as session:
+                store.extend_ingest_lease(session, batch_id, pipeline.clock() + lease)
+    _finish(pipeline, batch_id, report)
+    log.info(
+        "batch %d (%s) ingested: %d lines, %d new, %d duplicate, %d unreadable, settled %s",
+        batch_id,
+        remote_id,
+        report.lines,
+        report.new_results,
+        report.duplicates,
+        report.unreadable,
+        dict(report.settled),
+    )
+    return report
+
+
+def _batched(lines: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
+    while chunk := list(islice(lines, size)):
+        yield chunk
+
+
+def _ingest_chunk(
+    pipeline: Pipeline, batch_id: int, lines: list[bytes], report: IngestReport
+) -> None:
+    report.lines += len(lines)
+    parsed = _parse(lines, report)
+    now = pipeline.clock()
+    with pipeline.sessions.begin() as session:
+        rows = [_result_row(batch_id, p, now) for p in parsed]
+        new_ids = store.insert_results(session, rows)
+        fresh = [p for p in parsed if p.custom_id in new_ids]
+        report.new_results += len(fresh)
+        settled = _settle(pipeline, session, batch_id, fresh, report, now)
+    # After the commit: waiters are woken only for what is durable.
+    pipeline.notifier.settled(settled)
+
+
+def _parse(lines: Iterable[bytes], report: IngestReport) -> list[ParsedResult]:
+    out = []
+    for line in lines:
+        try:
+            parsed = parse_line(line)
+        except UnreadableLine as exc:
+            report.unreadable += 1
+            log.error("unreadable result line (%s): %.200r", exc, line)
+            continue
+        if decode_custom_id(parsed.custom_id) is None:
+            report.foreign += 1
+            continue
+        out.append(parsed)
+    return out
+
+
+def _result_row(batch_id: int, parsed: ParsedResult, now: datetime) -> dict[str, Any]:
+    ref = decode_custom_id(parsed.custom_id)
+    assert ref is not None
+    return {
+        "batch_id": batch_id,
+        "custom_id": parsed.custom_id,
+        "request_id": ref.request_id,
+        "attempt": ref.attempt,
+        "result_type": parsed.result_type,
+        "error_type": parsed.error_type,
+        "error_message": parsed.error_message,
+        "body": parsed.body,
+        "model": parsed.model,
+        "input_tokens": parsed.usage.get("input_tokens", 0),
+        "output_tokens": parsed.usage.get("output_tokens", 0),
+        "cache_write_5m_tokens": parsed.usage.get("cache_write_5m_tokens", 0),
+        "cache_write_1h_tokens": parsed.usage.get("cache_write_1h_tokens", 0),
+        "cache_read_tokens": parsed.usage.get("cache_read_tokens", 0),
+        "cost_usd": None,
+        "duplicate": False,
+        "created_at": now,
+    }
+
+
+def _settle(
+    pipeline: Pipeline,
+    session: Session,
+    batch_id: int,
+    fresh: list[ParsedResult],
+    report: IngestReport,
+    now: datetime,
+) -> list[str]:
+    """Move each fresh result's request on; returns requests that became final."""
+    refs = {p.custom_id: decode_custom_id(p.custom_id) for p in fresh}
+    members = store.load_members(session, [r.request_id for r in refs.values() if r])
+    groups: dict[tuple[RequestState, bool, str | None], list[str]] = defaultdict(list)
+    stale: list[str] = []
+    pause_reason = None
+    for parsed in fresh:
+        ref = refs[parsed.custom_id]
+        assert ref is not None
+        member = members.get(ref.request_id)
+        if (
+            member is None
+            or member.state != RequestState.IN_BATCH
+            or member.batch_id != batch_id
+            or member.attempts != ref.attempt
+        ):
+            stale.append(parsed.custom_id)
+            continue
+        outcome = decide(
+            "errored" if parsed.result_type == "malformed" else parsed.result_type,
+            parsed.error_type,
+            member.charged_attempts + 1,
+            member.max_attempts,
+        )
+        if parsed.result_type == "malformed":
+            outcome = type(outcome)(RequestState.FAILED)
+        if outcome.pause_submission:
+            pause_reason = f"batch {batch_id}: {parsed.error_type}: {parsed.error_message}"
+        error = _error_text(parsed)
+        groups[(outcome.next_state, not outcome.pause_submission, error)].append(ref.request_id)
+    if stale:
+        # Results for requests already settled elsewhere: a duplicate, paid for.
+        store.mark_duplicates(session, batch_id, stale)
+        report.duplicates += len(stale)
+    if pause_reason is not None:
+        store.pause_submission(session, pause_reason, now)
+    final: list[str] = []
+    for (state, charge, error), ids in groups.items():
+        moved = store.settle_requests(session, batch_id, ids, state, now, charge, error)
+        report.settled[state.value] += len(moved)
+        if state in TERMINAL_REQUEST_STATES:
+            final.extend(moved)
+    return final
+
+
+def _error_text(parsed: ParsedResult) -> str | None:
+    if parsed.result_type == "expired":
+        return "expired"
+    if parsed.error_type is None:
+        return None
+    return f"{parsed.error_type}: {parsed.error_message}"
+
+
+def _finish(pipeline: Pipeline, batch_id: int, report: IngestReport) -> None:
+    now = pipeline.clock()
+    with pipeline.sessions.begin() as session:
+        left = store.requests_left_in_batch(session, batch_id)
+        if left:
+            # The stream ended without their lines (unreadable, or never sent):
+            # they go round again as if errored, so a bad line cannot loop forever.
+            log.warning("batch %d: %d requests had no readable result", batch_id, len(left))
+            members = store.load_members(session, left)
+            by_state: dict[RequestState, list[str]] = defaultdict(list)
+            for request_id in left:
+                m = members[request_id]
+                outcome = decide("errored", "api_error", m.charged_attempts + 1, m.max_attempts)
+                by_state[outcome.next_state].append(request_id)
+            for state, ids in by_state.items():
+                moved = store.settle_requests(
+                    session,
+                    batch_id,
+                    ids,
+                    state,
+                    now,
+                    True,
+                    "no readable result in the batch's results",
+                )
+                report.requeued_missing += len(moved)
+        store.finish_ingestion(session, batch_id, now)

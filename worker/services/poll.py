@@ -1,0 +1,58 @@
+"""Polling: what the API says of each in-flight batch, stored in SQL."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from worker.adapters import store
+from worker.adapters.batch_api import ApiUnavailable
+from worker.domain.states import BatchState
+from worker.services.context import Pipeline
+
+log = logging.getLogger("batchline.poll")
+
+
+def lease_due_polls(pipeline: Pipeline, limit: int = 500) -> list[int]:
+    lease = timedelta(seconds=pipeline.settings.poll_interval_seconds)
+    with pipeline.sessions.begin() as session:
+        return store.lease_due_polls(session, pipeline.clock(), lease, limit)
+
+
+def poll_batch(pipeline: Pipeline, batch_id: int) -> bool:
+    """Retrieve (or cancel) one batch and record it; True when it has ended."""
+    with pipeline.sessions.begin() as session:
+        batch = store.get_batch(session, batch_id)
+        if batch is None or batch.state != BatchState.SUBMITTED or batch.remote_id is None:
+            return batch is not None and batch.state == BatchState.ENDED
+        remote_id, cancel = batch.remote_id, batch.cancel_requested
+        status = batch.processing_status
+    try:
+        if cancel and status == "in_progress":
+            remote = pipeline.api.cancel(remote_id)
+            log.info("batch %d (%s) cancel sent", batch_id, remote_id)
+        else:
+            remote = pipeline.api.retrieve(remote_id)
+    except ApiUnavailable as exc:
+        log.warning("batch %d poll failed, next sweep retries: %s", batch_id, exc)
+        return False
+    now = pipeline.clock()
+    next_poll = now + timedelta(seconds=pipeline.settings.poll_interval_seconds)
+    with pipeline.sessions.begin() as session:
+        store.record_poll(session, batch_id, remote, now, next_poll)
+    if remote.ended:
+        log.info(
+            "batch %d (%s) ended: %d succeeded, %d errored, %d canceled, %d expired",
+            batch_id,
+            remote_id,
+            remote.succeeded,
+            remote.errored,
+            remote.canceled,
+            remote.expired,
+        )
+    return remote.ended
+
+
+def batches_to_ingest(pipeline: Pipeline) -> list[int]:
+    with pipeline.sessions.begin() as session:
+        return store.batches_to_ingest(session, pipeline.clock())

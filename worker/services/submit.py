@@ -1,0 +1,104 @@
+"""Submission: call create for a committed intent, and record what came of it."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from worker.adapters import store
+from worker.adapters.batch_api import (
+    CreateNotAccepted,
+    CreateOutcomeUnknown,
+    CreateRefused,
+    RemoteBatch,
+)
+from worker.database import READ_ONLY
+from worker.domain.states import BatchState
+from worker.services.context import Pipeline
+
+log = logging.getLogger("batchline.submit")
+
+MAX_BACKOFF_SECONDS = 300.0
+
+
+def submit_ready_batches(pipeline: Pipeline) -> list[int]:
+    with pipeline.sessions.begin() as session:
+        if store.submission_paused(session) is not None:
+            return []
+        return store.batches_ready_to_submit(session, pipeline.clock())
+
+
+def submit_batch(pipeline: Pipeline, batch_id: int) -> str:
+    """Create the remote batch for one intent; returns what happened, in a word."""
+    now = pipeline.clock()
+    with pipeline.sessions.begin() as session:
+        if store.submission_paused(session) is not None:
+            return "paused"
+        # The intent is committed before create is called: a crash after this
+        # line leaves a SUBMITTING row for the reconciler, never a silent batch.
+        if not store.begin_submission(session, batch_id, now):
+            return "not-ready"
+        batch = store.get_batch(session, batch_id)
+        tries = batch.submit_tries if batch else 1
+    try:
+        with pipeline.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            remote = pipeline.api.create(store.iter_batch_body(conn, batch_id))
+    except CreateNotAccepted as exc:
+        wait = max(exc.retry_after or 0.0, min(MAX_BACKOFF_SECONDS, 2.0**tries))
+        with pipeline.sessions.begin() as session:
+            store.record_create_not_accepted(
+                session, batch_id, str(exc), now + timedelta(seconds=wait), pipeline.clock()
+            )
+        log.warning("batch %d not accepted, retry in %.0fs: %s", batch_id, wait, exc)
+        return "not-accepted"
+    except CreateRefused as exc:
+        return _refused(pipeline, batch_id, exc)
+    except CreateOutcomeUnknown as exc:
+        return _unknown(pipeline, batch_id, str(exc))
+    except Exception as exc:
+        # Anything else (the database failing mid-body, a bug): the POST may or
+        # may not have completed, so the reconciler must settle it.
+        return _unknown(pipeline, batch_id, f"{type(exc).__name__}: {exc}")
+    return _created(pipeline, batch_id, remote)
+
+
+def _created(pipeline: Pipeline, batch_id: int, remote: RemoteBatch) -> str:
+    now = pipeline.clock()
+    next_poll = now + timedelta(seconds=pipeline.settings.poll_interval_seconds)
+    with pipeline.sessions.begin() as session:
+        if store.record_submission(session, batch_id, remote, now, next_poll):
+            log.info("batch %d submitted as %s", batch_id, remote.id)
+            return "submitted"
+        # The reconciler got here first and judged the outcome unknown.
+        if store.adopt_remote(session, batch_id, remote, now):
+            return "submitted"
+        current = store.get_batch(session, batch_id)
+        if current is not None and current.remote_id == remote.id:
+            return "submitted"
+        store.insert_stray_batch(session, remote, now)
+    log.error(
+        "batch %d was created as %s after being released: tracked as stray", batch_id, remote.id
+    )
+    return "stray"
+
+
+def _refused(pipeline: Pipeline, batch_id: int, exc: CreateRefused) -> str:
+    now = pipeline.clock()
+    with pipeline.sessions.begin() as session:
+        if exc.pause:
+            store.pause_submission(session, str(exc), now)
+            store.release_batch(session, batch_id, [BatchState.SUBMITTING], str(exc), now)
+            log.error("submission paused: %s", exc)
+            return "paused"
+        store.refuse_batch(session, batch_id, str(exc), now)
+    log.error("batch %d refused: %s", batch_id, exc)
+    return "refused"
+
+
+def _unknown(pipeline: Pipeline, batch_id: int, reason: str) -> str:
+    with pipeline.sessions.begin() as session:
+        store.record_outcome_unknown(session, batch_id, reason, pipeline.clock())
+    log.warning(
+        "batch %d create outcome unknown (%s): the reconciler will settle it", batch_id, reason
+    )
+    return "unknown"

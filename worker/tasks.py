@@ -1,0 +1,86 @@
+"""Thin Celery tasks: stable names, ids as arguments, one service call each.
+
+A failure is logged and left for the next beat sweep, which finds the same
+work in SQL; nothing is retried with a countdown (ETA tasks loop on Redis).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import OperationalError
+
+from worker import runtime
+from worker.adapters.batch_api import ApiUnavailable
+from worker.celery_app import app
+from worker.services import assemble, ingest, poll, reconcile, submit
+from worker.services import intake as intake_service
+
+log = logging.getLogger("batchline.tasks")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _left_for_next_sweep(fn: F) -> F:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (OperationalError, ApiUnavailable, ConnectionError) as exc:
+            log.warning("%s: %s; the next sweep retries", fn.__name__, type(exc).__name__)
+            return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.task(name="batchline.intake")
+@_left_for_next_sweep
+def intake_task() -> int:
+    pipeline = runtime.pipeline()
+    moved = intake_service.run_intake(pipeline, runtime.consumer_name())
+    assemble.assemble_batches(pipeline)
+    for batch_id in submit.submit_ready_batches(pipeline):
+        submit_batch_task.delay(batch_id)
+    return moved
+
+
+@app.task(name="batchline.submit_batch")
+@_left_for_next_sweep
+def submit_batch_task(batch_id: int) -> str:
+    return submit.submit_batch(runtime.pipeline(), batch_id)
+
+
+@app.task(name="batchline.sweep")
+@_left_for_next_sweep
+def sweep_task() -> None:
+    pipeline = runtime.pipeline()
+    for batch_id in poll.lease_due_polls(pipeline):
+        poll_batch_task.delay(batch_id)
+    for batch_id in poll.batches_to_ingest(pipeline):
+        ingest_batch_task.delay(batch_id)
+    for batch_id in submit.submit_ready_batches(pipeline):
+        submit_batch_task.delay(batch_id)
+
+
+@app.task(name="batchline.poll_batch")
+@_left_for_next_sweep
+def poll_batch_task(batch_id: int) -> bool:
+    ended = poll.poll_batch(runtime.pipeline(), batch_id)
+    if ended:
+        ingest_batch_task.delay(batch_id)
+    return ended
+
+
+@app.task(name="batchline.ingest_batch")
+@_left_for_next_sweep
+def ingest_batch_task(batch_id: int) -> int | None:
+    report = ingest.ingest_batch(runtime.pipeline(), batch_id)
+    return None if report is None else report.lines
+
+
+@app.task(name="batchline.reconcile")
+@_left_for_next_sweep
+def reconcile_task() -> None:
+    reconcile.reconcile(runtime.pipeline())
