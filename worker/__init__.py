@@ -14,9 +14,15 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from worker.domain.validation import InvalidRequest
-    from worker.handles import RequestHandle
-    from worker.producer import Item, Producer, default_producer, enqueue, enqueue_many
+    from worker.domain.validation import InvalidRequest  # noqa: F401
+    from worker.handles import RequestHandle  # noqa: F401
+    from worker.producer import (  # noqa: F401
+        Item,
+        Producer,
+        default_producer,
+        enqueue,
+        enqueue_many,
+    )
 
 _EXPORTS = {
     "InvalidRequest": "worker.domain.validation",

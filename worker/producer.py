@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from worker.adapters.intake import IntakeEntry, RedisIntakeStream
-from worker.database import make_engine, make_session_factory
+from worker.database import READ_ONLY, make_engine, make_session_factory
 from worker.domain.custom_ids import new_request_id
 from worker.domain.validation import InvalidRequest, check_key, check_tags, encode_params
 from worker.handles import RequestHandle, ResultReader
@@ -48,7 +48,10 @@ class Producer:
     def reader(self) -> ResultReader:
         with self._reader_lock:
             if self._reader is None:
-                engine = make_engine(self.settings.database_url)
+                # Reads only: on SQLite this keeps waiters from taking the write lock.
+                engine = make_engine(self.settings.database_url).execution_options(
+                    **{READ_ONLY: True}
+                )
                 self._reader = ResultReader(
                     engine, make_session_factory(engine), self._redis, self._keys
                 )

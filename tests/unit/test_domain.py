@@ -1,0 +1,171 @@
+"""Pure domain code: validation, custom_ids, planning, retry policy, JSONL lines."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from worker.domain.custom_ids import (
+    CUSTOM_ID_PATTERN,
+    decode_custom_id,
+    encode_custom_id,
+    new_request_id,
+)
+from worker.domain.jsonl import iter_lines
+from worker.domain.planning import Limits, should_cut, take_while_fits
+from worker.domain.results import UnreadableLine, parse_line
+from worker.domain.retry import decide
+from worker.domain.states import (
+    BATCH_TRANSITIONS,
+    REQUEST_TRANSITIONS,
+    TERMINAL_REQUEST_STATES,
+    RequestState,
+)
+from worker.domain.validation import KNOWN_PARAMS, InvalidRequest, encode_params
+
+GOOD = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_validation__known_params_match_the_installed_sdk() -> None:
+    from anthropic.types.message_create_params import MessageCreateParamsBase
+
+    assert set(MessageCreateParamsBase.__annotations__) == KNOWN_PARAMS
+
+
+def test_validation__good_params_encode_to_their_json() -> None:
+    assert orjson.loads(encode_params(GOOD)) == GOOD
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ([], "mapping"),
+        ({**GOOD, "model": ""}, "model"),
+        ({k: v for k, v in GOOD.items() if k != "max_tokens"}, "max_tokens"),
+        ({**GOOD, "max_tokens": 0}, "max_tokens"),
+        ({**GOOD, "max_tokens": True}, "max_tokens"),
+        ({**GOOD, "messages": []}, "messages"),
+        ({**GOOD, "messages": [{"role": "robot", "content": "x"}]}, "role"),
+        ({**GOOD, "stream": True}, "stream"),
+        ({**GOOD, "temprature": 1}, "temprature"),
+        ({**GOOD, "metadata": {"x": math.nan}}, "non-finite"),
+        ({**GOOD, "metadata": {"x": object()}}, "JSON"),
+        ({**GOOD, "system": 3}, "system"),
+    ],
+)
+def test_validation__bad_params_name_the_problem(params: Any, named: str) -> None:
+    with pytest.raises(InvalidRequest, match=named):
+        encode_params(params)
+
+
+def test_validation__too_large_for_a_batch() -> None:
+    with pytest.raises(InvalidRequest, match="at most 100"):
+        encode_params({**GOOD, "system": "x" * 200}, max_bytes=100)
+
+
+@given(st.integers(min_value=1, max_value=999_999))
+def test_custom_ids__round_trip_and_fit_the_api_pattern(attempt: int) -> None:
+    request_id = new_request_id()
+    custom_id = encode_custom_id(request_id, attempt)
+    assert CUSTOM_ID_PATTERN.match(custom_id)
+    ref = decode_custom_id(custom_id)
+    assert ref is not None and (ref.request_id, ref.attempt) == (request_id, attempt)
+
+
+@pytest.mark.parametrize("foreign", ["question-0", "bl123-1", "", "bl" + "0" * 32])
+def test_custom_ids__foreign_ids_decode_to_none(foreign: str) -> None:
+    assert decode_custom_id(foreign) is None
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=5_000), max_size=200),
+    st.integers(min_value=1, max_value=50),
+    st.integers(min_value=200, max_value=50_000),
+)
+def test_planning__batches_respect_both_limits(sizes: list[int], max_n: int, max_b: int) -> None:
+    limits = Limits(max_requests=max_n, max_bytes=max_b)
+    items = [(str(i), s) for i, s in enumerate(sizes)]
+    taken = list(take_while_fits(items, limits))
+    assert taken == [i for i, _ in items[: len(taken)]]  # in order, no gaps
+    assert len(taken) <= max_n
+    if items:
+        assert taken  # something always goes, even one oversized request
+    if len(taken) > 1:
+        total = sum(s + 64 for _, s in items[: len(taken)]) + len(b'{"requests":[]}')
+        assert total <= max_b
+
+
+def test_planning__cut_when_full_or_old_enough() -> None:
+    limits = Limits(max_requests=10, max_bytes=10_000)
+    assert not should_cut(0, 0, 999, limits, 60)
+    assert not should_cut(3, 300, 10, limits, 60)
+    assert should_cut(3, 300, 60, limits, 60)
+    assert should_cut(10, 300, 0, limits, 60)
+    assert should_cut(2, 9_900, 0, limits, 60)
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "attempt", "expected"),
+    [
+        ("succeeded", None, 1, RequestState.SUCCEEDED),
+        ("canceled", None, 1, RequestState.CANCELED),
+        ("expired", None, 1, RequestState.QUEUED),
+        ("expired", None, 3, RequestState.EXPIRED),
+        ("errored", "overloaded_error", 1, RequestState.QUEUED),
+        ("errored", "api_error", 3, RequestState.FAILED),
+        ("errored", "invalid_request_error", 1, RequestState.FAILED),
+        ("errored", "authentication_error", 1, RequestState.FAILED),
+        ("errored", "billing_error", 3, RequestState.QUEUED),
+        ("mystery", None, 1, RequestState.FAILED),
+    ],
+)
+def test_retry__decide(kind: str, error: str | None, attempt: int, expected: RequestState) -> None:
+    outcome = decide(kind, error, attempt, max_attempts=3)
+    assert outcome.next_state is expected
+    assert outcome.pause_submission == (error == "billing_error")
+
+
+def test_states__terminal_states_have_no_way_out() -> None:
+    for state in TERMINAL_REQUEST_STATES:
+        assert REQUEST_TRANSITIONS[state] == frozenset()
+    assert all(isinstance(v, frozenset) for v in BATCH_TRANSITIONS.values())
+
+
+@given(
+    st.lists(
+        st.binary(min_size=1, max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b),
+        max_size=30,
+    ),
+    st.booleans(),
+    st.lists(st.integers(min_value=1, max_value=50), min_size=1),
+)
+def test_jsonl__lines_survive_any_chunking(lines: list[bytes], crlf: bool, cuts: list[int]) -> None:
+    ending = b"\r\n" if crlf else b"\n"
+    data = b"".join(line + ending for line in lines)
+    chunks, pos, i = [], 0, 0
+    while pos < len(data):
+        step = cuts[i % len(cuts)]
+        chunks.append(data[pos : pos + step])
+        pos, i = pos + step, i + 1
+    assert list(iter_lines(chunks)) == lines
+
+
+def test_results__hostile_lines() -> None:
+    with pytest.raises(UnreadableLine):
+        parse_line(b"{not json")
+    with pytest.raises(UnreadableLine):
+        parse_line(b'{"result": {"type": "succeeded"}}')
+    assert parse_line(b'{"custom_id": "a", "result": {"type": "weird"}}').result_type == "malformed"
+    missing = b'{"custom_id": "a", "result": {"type": "succeeded", "message": {"id": "m"}}}'
+    assert parse_line(missing).result_type == "malformed"
+    errored = (
+        b'{"custom_id": "a", "result": {"type": "errored", "error": {"type": "error",'
+        b' "error": {"type": "overloaded_error", "message": "busy"}}}}'
+    )
+    parsed = parse_line(errored)
+    assert (parsed.result_type, parsed.error_type) == ("errored", "overloaded_error")
