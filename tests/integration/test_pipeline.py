@@ -18,7 +18,7 @@ from tests.conftest import Clock
 from worker.adapters import store
 from worker.adapters.batch_api import CreateNotAccepted, CreateRefused
 from worker.adapters.memory_api import MemoryBatchApi, succeed
-from worker.domain.states import BatchState, RequestState
+from worker.domain.states import BatchState
 from worker.producer import Producer
 from worker.services import assemble, ingest, poll, reconcile, submit
 from worker.services.context import Pipeline

@@ -26,12 +26,12 @@ from worker.adapters import store
 from worker.adapters.batch_api import CreateOutcomeUnknown
 from worker.adapters.memory_api import MemoryBatchApi, succeed
 from worker.adapters.notify import NullNotifier
+from worker.database import make_engine, make_session_factory
 from worker.domain.custom_ids import new_request_id
 from worker.domain.states import TERMINAL_REQUEST_STATES, BatchState, RequestState
 from worker.services import assemble, ingest, poll, reconcile, submit
 from worker.services.context import Pipeline
 from worker.settings import Settings
-from worker.database import make_engine, make_session_factory
 
 OUTCOMES = ["succeeded", "overloaded_error", "invalid_request_error", "expired", "canceled"]
 
