@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -63,6 +65,52 @@ def db_upgrade(revision: str) -> None:
     settings = load_settings()
     upgrade(settings.database_url, revision)
     click.echo(f"database at revision {revision}")
+
+
+@cli.command()
+@click.option("--concurrency", default=2, show_default=True, help="Worker processes.")
+@friendly_errors
+def run(concurrency: int) -> None:
+    """Run the service (worker and beat) on embedded defaults until Ctrl-C."""
+    from worker.local import LocalStartError, local_service
+
+    try:
+        with local_service(load_settings(), _say, concurrency=concurrency) as service:
+            _say("batchline is running; Ctrl-C stops it")
+            while service.worker.poll() is None:
+                time.sleep(0.5)
+            raise click.ClickException(f"the worker exited; see {service.log_path}")
+    except LocalStartError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        _say("stopped")
+
+
+@cli.command()
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for results.")
+@friendly_errors
+def demo(timeout: float) -> None:
+    """Replay the seed cookbook's two examples through the whole service, then exit."""
+    from worker.demo import run_demo
+    from worker.local import LocalStartError, local_service
+
+    settings = replace(
+        load_settings(),
+        max_wait_seconds=2.0,
+        poll_interval_seconds=1.0,
+        intake_interval_seconds=0.5,
+    )
+    try:
+        with local_service(settings, _say) as service:
+            ok = run_demo(service.settings, _say, timeout)
+    except LocalStartError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not ok:
+        raise click.ClickException("the demo did not finish; see .batchline/worker.log")
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
 
 
 def _register_optional() -> None:

@@ -12,7 +12,10 @@ from typing import Any
 
 MODEL = "claude-3-5-sonnet-20241022"
 # A 4x4 orange PNG: small enough to inline, real enough to decode.
-TINY_PNG_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAEElEQVR4nGP438AARwzEcQB+ohfxXaFgBQAAAABJRU5ErkJggg=="
+TINY_PNG_BASE64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAEElEQVR4nGP438AARwzE"
+    "cQB+ohfxXaFgBQAAAABJRU5ErkJggg=="
+)
 
 QUESTIONS = [
     "How do solar panels convert sunlight into electricity?",

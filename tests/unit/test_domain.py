@@ -39,6 +39,7 @@ def test_validation__known_params_match_the_installed_sdk() -> None:
 
 def test_validation__good_params_encode_to_their_json() -> None:
     assert orjson.loads(encode_params(GOOD)) == GOOD
+    assert orjson.loads(encode_params({**GOOD, "temperature": 0.2})) == {**GOOD, "temperature": 0.2}
 
 
 @pytest.mark.parametrize(
@@ -56,6 +57,7 @@ def test_validation__good_params_encode_to_their_json() -> None:
         ({**GOOD, "metadata": {"x": math.nan}}, "non-finite"),
         ({**GOOD, "metadata": {"x": object()}}, "JSON"),
         ({**GOOD, "system": 3}, "system"),
+        ({**GOOD, "temperature": "hot"}, "temperature"),
     ],
 )
 def test_validation__bad_params_name_the_problem(params: Any, named: str) -> None:

@@ -38,6 +38,9 @@ KNOWN_PARAMS = frozenset(
         "workspace_id",
     }
 )
+# Sampling parameters the API reference still documents though this SDK's types
+# dropped them; accepted (the emulator does too) when they are numbers.
+SAMPLING_PARAMS = frozenset({"temperature", "top_p", "top_k"})
 ROLES = frozenset({"user", "assistant"})
 # A batch holds at most 256 MB; one request must leave room for its envelope.
 MAX_REQUEST_BYTES = 255_000_000
@@ -97,7 +100,8 @@ def check_tags(tags: object) -> dict[str, str | int | float | bool | None]:
 
 
 def _check_shape(params: Mapping[Any, Any]) -> None:
-    unknown = sorted(str(k) for k in params if k not in KNOWN_PARAMS and k != "stream")
+    allowed = KNOWN_PARAMS | SAMPLING_PARAMS | {"stream"}
+    unknown = sorted(str(k) for k in params if k not in allowed)
     if unknown:
         raise InvalidRequest(f"unknown parameter(s): {', '.join(unknown)}")
     if params.get("stream"):
@@ -119,9 +123,12 @@ def _check_shape(params: Mapping[Any, Any]) -> None:
         not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)
     ):
         raise InvalidRequest("stop_sequences must be a list of strings")
-    for name in ("tools",):
-        if params.get(name) is not None and not isinstance(params[name], list):
-            raise InvalidRequest(f"{name} must be a list")
+    if params.get("tools") is not None and not isinstance(params["tools"], list):
+        raise InvalidRequest("tools must be a list")
+    for name in SAMPLING_PARAMS & params.keys():
+        value = params[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidRequest(f"{name} must be a number, got {value!r:.40}")
     for name in ("metadata", "tool_choice", "thinking"):
         if params.get(name) is not None and not isinstance(params[name], Mapping):
             raise InvalidRequest(f"{name} must be a mapping")

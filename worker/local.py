@@ -1,0 +1,191 @@
+"""The one-command local service: embedded defaults for `batchline run` and `demo`.
+
+- Database: BATCHLINE_DATABASE_URL, else a SQLite file under .batchline/,
+  migrated on start.
+- Redis: BATCHLINE_REDIS_URL when it answers, else a private `redis-server`
+  (from PATH) with its append-only file on, started and stopped here.
+- API: the real one when ANTHROPIC_API_KEY is set, else the emulator.
+- Worker and beat: one `celery worker -B` child process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import redis
+
+from worker.database import upgrade
+from worker.settings import DEFAULT_DATA_DIR, Settings
+
+Say = Callable[[str], None]
+
+
+class LocalStartError(RuntimeError):
+    """The local service could not start; the message says what to install or fix."""
+
+
+@dataclass(frozen=True)
+class LocalService:
+    settings: Settings
+    worker: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+@contextmanager
+def private_redis(data_dir: Path, say: Say) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise LocalStartError(
+            "no Redis answers at BATCHLINE_REDIS_URL and redis-server is not on PATH: "
+            "install it (apt-get install redis-server) or set BATCHLINE_REDIS_URL"
+        )
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+        "--maxmemory-policy",
+        "noeviction",
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 10
+        while not redis_answers(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise LocalStartError(f"private redis-server did not start ({binary})")
+            time.sleep(0.1)
+        say(f"started a private redis-server on port {port} (append-only file in {data_dir})")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def local_service(
+    settings: Settings, say: Say, *, processing_seconds: float = 2.0, concurrency: int = 2
+) -> Iterator[LocalService]:
+    """Start everything the service needs; stop all of it on exit."""
+    data_dir = DEFAULT_DATA_DIR
+    with ExitStack() as stack:
+        if "BATCHLINE_REDIS_URL" not in os.environ or not redis_answers(settings.redis_url):
+            url = stack.enter_context(private_redis(data_dir / "redis", say))
+            settings = replace(settings, redis_url=url)
+        upgrade(settings.database_url)
+        say(f"database ready: {_redact(settings.database_url)}")
+        if settings.api_key is None:
+            from worker.emulator import EmulatorServer
+
+            emulator = stack.enter_context(EmulatorServer(processing_seconds=processing_seconds))
+            settings = replace(settings, api_key="emulator-key", base_url=emulator.base_url)
+            say(f"ANTHROPIC_API_KEY is not set: using the emulator at {emulator.base_url}")
+        log_path = data_dir / "worker.log"
+        worker = stack.enter_context(_worker_and_beat(settings, log_path, concurrency))
+        say(f"worker and beat started (pid {worker.pid}); log: {log_path}")
+        yield LocalService(settings, worker, log_path)
+
+
+@contextmanager
+def _worker_and_beat(
+    settings: Settings, log_path: Path, concurrency: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    schedule = log_path.parent / "beat-schedule"
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app:app",
+        "worker",
+        "-B",
+        "-s",
+        str(schedule),
+        "--loglevel=INFO",
+        f"--concurrency={concurrency}",
+    ]
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            args,
+            env=child_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield proc
+    finally:
+        _stop(proc)
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """The worker's environment: the settings in force, the key passed only here."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHLINE_")}
+    env["BATCHLINE_DATABASE_URL"] = settings.database_url
+    env["BATCHLINE_REDIS_URL"] = settings.redis_url
+    for name in (
+        "max_wait_seconds",
+        "poll_interval_seconds",
+        "intake_interval_seconds",
+        "max_batch_requests",
+        "max_attempts",
+    ):
+        env[f"BATCHLINE_{name.upper()}"] = str(getattr(settings, name))
+    if settings.api_key is not None:
+        env["ANTHROPIC_API_KEY"] = settings.api_key
+    if settings.base_url is not None:
+        env["ANTHROPIC_BASE_URL"] = settings.base_url
+    return env
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
