@@ -14,6 +14,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from worker.control import cancel_batch, cancel_request  # noqa: F401
     from worker.domain.validation import InvalidRequest  # noqa: F401
     from worker.handles import RequestHandle  # noqa: F401
     from worker.producer import (  # noqa: F401
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "InvalidRequest": "worker.domain.validation",
     "RequestHandle": "worker.handles",
+    "cancel_batch": "worker.control",
+    "cancel_request": "worker.control",
     "Item": "worker.producer",
     "Producer": "worker.producer",
     "default_producer": "worker.producer",

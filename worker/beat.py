@@ -46,7 +46,7 @@ class LockedScheduler(Scheduler):  # type: ignore[misc]
         self._key = RedisKeys(config.stream_key_prefix).beat_lock
         self._token = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._script = self._redis.register_script(_ACQUIRE_OR_RENEW)
-        self._holding = False
+        self._holding: bool | None = None
         super().__init__(*args, **kwargs)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
@@ -61,7 +61,10 @@ class LockedScheduler(Scheduler):  # type: ignore[misc]
             log.warning("beat lock unavailable (%s); not sending this tick", exc)
             held = False
         if held != self._holding:
-            log.warning("beat %s the lock", "took" if held else "does not hold")
+            if held:
+                log.warning("beat took the lock: this beat sends the schedule")
+            else:
+                log.warning("another beat holds the lock: this beat stays idle")
             self._holding = held
         return held
 

@@ -32,6 +32,8 @@ def service(
     procs = ServiceProcesses(service_env(pg_db, redis_url, emulator.base_url), tmp_path)
     procs.worker()
     procs.beat()
+    # A second beat started by mistake: it must stay idle.
+    procs.beat("beat-2")
     try:
         yield procs, emulator
     finally:
@@ -69,5 +71,8 @@ def test_cookbook__both_examples_end_to_end_through_worker_and_beat(
     assert {p for _, p, *_ in batches} == {"ended"}
     assert sum(n for _, _, n, _ in batches) == 8
     assert dict(states) == {cid: "succeeded" for cid in handles}
+    beat_logs = [procs.log("beat"), procs.log("beat-2")]
+    assert sum("beat took the lock" in log for log in beat_logs) == 1
+    assert sum("this beat stays idle" in log for log in beat_logs) == 1
     records = emulator.admin().records()
     assert {r.id for r in records.batches} == {remote for *_, remote in batches}

@@ -408,3 +408,23 @@ def test_assemble__concurrent_claimers_never_share_a_request(
     assert sum(sizes) == 60 and max(sizes) <= 7
     # Each request sits in exactly one batch, and every batch holds what it counts.
     assert sorted(n for _, n in members) == sorted(sizes)
+
+
+def test_cancel__a_queued_request_is_canceled_and_never_sent(
+    pipeline: Pipeline,
+    producer: Callable[[Pipeline], Producer],
+    memory_api: MemoryBatchApi,
+) -> None:
+    from worker.control import cancel_request
+
+    keep, drop = producer(pipeline).enqueue_many([PARAMS, PARAMS])
+    run_intake(pipeline, "c")
+    assert cancel_request(drop.id, pipeline.settings)
+    assert not cancel_request(drop.id, pipeline.settings)  # already final
+
+    to_sql_and_submit(pipeline)
+    end_and_ingest(pipeline, memory_api)
+    assert drop.result(timeout=1).type == "canceled"
+    assert keep.result(timeout=1).type == "succeeded"
+    [stored] = memory_api.batches.values()
+    assert len(stored.requests) == 1
