@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from worker import runtime
 
@@ -59,6 +59,24 @@ def beat_schedule(config: Any) -> dict[str, dict[str, Any]]:
 @worker_process_init.connect
 def _fresh_resources(**_: Any) -> None:
     runtime.reset()
+
+
+@worker_init.connect
+def _check_redis(**_: Any) -> None:
+    import logging
+
+    import redis
+
+    from worker.adapters.redis_health import redis_problems
+
+    client = redis.Redis.from_url(runtime.settings().redis_url)
+    try:
+        for problem in redis_problems(client):
+            logging.getLogger("batchline.startup").warning("%s", problem)
+    except redis.RedisError as exc:
+        logging.getLogger("batchline.startup").warning("could not check Redis: %s", exc)
+    finally:
+        client.close()
 
 
 app = make_app()
