@@ -29,8 +29,7 @@ from worker.keys import RedisKeys
 from worker.services.context import Pipeline
 from worker.settings import Settings
 
-if (Path(__file__).parent / "emulator_fixtures.py").exists():
-    pytest_plugins = ["tests.emulator_fixtures"]
+pytest_plugins = ["tests.emulator_fixtures", "tests.support.emulated"]
 
 PG_ADMIN_URL = os.environ.get(
     "BATCHLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

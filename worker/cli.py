@@ -113,15 +113,15 @@ def _say(message: str) -> None:
     click.echo(message, err=True)
 
 
-def _register_optional() -> None:
-    try:
-        from worker.emulator.cli import emulator
-    except ImportError:  # pragma: no cover - the emulator ships with the package
-        return
+def _register_commands() -> None:
+    # Imported for their @cli.command side effects; each module is one area.
+    from worker import cli_io, cli_ops, doctor, metrics  # noqa: F401
+    from worker.emulator.cli import emulator
+
     cli.add_command(emulator)
 
 
-_register_optional()
+_register_commands()
 
 
 def main() -> None:

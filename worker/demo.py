@@ -37,8 +37,8 @@ def run_demo(settings: Settings, say: Callable[[str], None], timeout: float) -> 
 
 
 def _watch(settings: Settings, ids: list[str], say: Callable[[str], None], timeout: float) -> bool:
-    engine = make_engine(settings.database_url).execution_options(**{READ_ONLY: True})
-    sessions = make_session_factory(engine)
+    engine = make_engine(settings.database_url)
+    sessions = make_session_factory(engine.execution_options(**{READ_ONLY: True}))
     deadline = time.monotonic() + timeout
     last = ""
     try:

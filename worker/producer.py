@@ -49,12 +49,9 @@ class Producer:
         with self._reader_lock:
             if self._reader is None:
                 # Reads only: on SQLite this keeps waiters from taking the write lock.
-                engine = make_engine(self.settings.database_url).execution_options(
-                    **{READ_ONLY: True}
-                )
-                self._reader = ResultReader(
-                    engine, make_session_factory(engine), self._redis, self._keys
-                )
+                engine = make_engine(self.settings.database_url)
+                reads = make_session_factory(engine.execution_options(**{READ_ONLY: True}))
+                self._reader = ResultReader(engine, reads, self._redis, self._keys)
             return self._reader
 
     def close(self) -> None:

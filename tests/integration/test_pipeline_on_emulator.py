@@ -6,88 +6,22 @@ cut midway and 429s on create: what the real API can do, end to end.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from models import Batch, Request
-from tests.conftest import make_settings
-from worker.adapters.anthropic_api import AnthropicBatchApi
-from worker.adapters.intake import RedisIntakeStream
-from worker.adapters.notify import RedisNotifier
-from worker.database import make_engine, make_session_factory
+from models import Batch
+from tests.support.emulated import ShiftedClock, final_states, poll_and_ingest, run_once
 from worker.domain.states import BatchState
 from worker.emulator import EmulatorServer, FaultConfig
-from worker.keys import RedisKeys
 from worker.producer import Producer
-from worker.services import assemble, ingest, poll, reconcile, submit
+from worker.services import reconcile
 from worker.services.context import Pipeline
-from worker.services.intake import run_intake
 
 pytestmark = [pytest.mark.integration, pytest.mark.emulator]
 
 PARAMS = {"model": "claude-test", "max_tokens": 32, "messages": [{"role": "user", "content": "hi"}]}
-
-
-class ShiftedClock:
-    """Real time plus an offset the test moves (the emulator keeps real time)."""
-
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
-@pytest.fixture
-def on_emulator(
-    pg_db: str,
-    redis_url: str,
-    redis_client: object,
-    emulator_factory: Callable[..., EmulatorServer],
-) -> Iterator[tuple[Pipeline, EmulatorServer, ShiftedClock]]:
-    emulator = emulator_factory(processing_seconds=0.0)
-    settings = make_settings(pg_db, redis_url, create_timeout_seconds=5)
-    engine = make_engine(pg_db)
-    keys = RedisKeys(settings.stream_key_prefix)
-    api = AnthropicBatchApi("sk-ant-test", emulator.base_url, create_timeout=5, max_retries=0)
-    clock = ShiftedClock()
-    pipeline = Pipeline(
-        settings=settings,
-        engine=engine,
-        sessions=make_session_factory(engine),
-        api=api,
-        intake=RedisIntakeStream(redis_client, keys),  # type: ignore[arg-type]
-        notifier=RedisNotifier(redis_client, keys),  # type: ignore[arg-type]
-        clock=clock,
-    )
-    yield pipeline, emulator, clock
-    api.close()
-    engine.dispose()
-
-
-def _run_once(pipeline: Pipeline) -> None:
-    run_intake(pipeline, "t")
-    assemble.assemble_batches(pipeline)
-    for batch_id in submit.submit_ready_batches(pipeline):
-        submit.submit_batch(pipeline, batch_id)
-
-
-def _poll_and_ingest(pipeline: Pipeline) -> None:
-    with pipeline.sessions() as session:
-        ids = list(session.scalars(select(Batch.id).where(Batch.state == BatchState.SUBMITTED)))
-    for batch_id in ids:
-        poll.poll_batch(pipeline, batch_id)
-    for batch_id in poll.batches_to_ingest(pipeline):
-        ingest.ingest_batch(pipeline, batch_id)
-
-
-def _final_states(pipeline: Pipeline) -> dict[str, int]:
-    with pipeline.sessions() as session:
-        rows = session.execute(select(Request.state, func.count()).group_by(Request.state))
-        return {state: int(n) for state, n in rows}
 
 
 def test_emulator__lost_create_answer_ends_with_one_paid_batch(
@@ -97,13 +31,13 @@ def test_emulator__lost_create_answer_ends_with_one_paid_batch(
     emulator.set_faults(FaultConfig(lost_create_responses=1))
     with Producer(pipeline.settings) as producer:
         handles = producer.enqueue_many([PARAMS] * 3)
-        _run_once(pipeline)
+        run_once(pipeline)
         with pipeline.sessions() as session:
             assert session.scalar(select(Batch.state)) == BatchState.UNKNOWN
 
         clock.offset = timedelta(seconds=pipeline.settings.create_timeout_seconds + 61)
         report = reconcile.reconcile(pipeline)
-        _poll_and_ingest(pipeline)
+        poll_and_ingest(pipeline)
 
         assert len(report.adopted) == 1 and report.strays == []
         assert {h.result(timeout=5).type for h in handles} == {"succeeded"}
@@ -128,10 +62,10 @@ def test_emulator__crlf_results_split_at_any_byte_are_ingested_whole(
     )
     with Producer(pipeline.settings) as producer:
         handles = producer.enqueue_many([PARAMS] * 6)
-        _run_once(pipeline)
-        _poll_and_ingest(pipeline)
+        run_once(pipeline)
+        poll_and_ingest(pipeline)
         texts = [h.result(timeout=5).message.content[0].text for h in handles]  # type: ignore[union-attr]
-    assert _final_states(pipeline) == {"succeeded": 6}
+    assert final_states(pipeline) == {"succeeded": 6}
     assert max(len(t) for t in texts) >= 200_000
 
 
@@ -142,16 +76,16 @@ def test_emulator__cut_results_stream_is_ingested_on_the_next_try(
     emulator.set_faults(FaultConfig(results_cut_after_bytes=1500))
     with Producer(pipeline.settings) as producer:
         producer.enqueue_many([PARAMS] * 5)
-        _run_once(pipeline)
+        run_once(pipeline)
         with pytest.raises(Exception):  # noqa: B017 - the transport's own error type
-            _poll_and_ingest(pipeline)
-        partial = _final_states(pipeline)
+            poll_and_ingest(pipeline)
+        partial = final_states(pipeline)
         assert partial.get("in_batch", 0) > 0
 
         emulator.set_faults(FaultConfig())
         clock.offset = timedelta(seconds=pipeline.settings.ingest_lease_seconds + 1)
-        _poll_and_ingest(pipeline)
-    assert _final_states(pipeline) == {"succeeded": 5}
+        poll_and_ingest(pipeline)
+    assert final_states(pipeline) == {"succeeded": 5}
 
 
 def test_emulator__429_on_create_backs_off_then_submits(
@@ -161,13 +95,13 @@ def test_emulator__429_on_create_backs_off_then_submits(
     emulator.set_faults(FaultConfig(scripted_errors={"create": [429]}))
     with Producer(pipeline.settings) as producer:
         [handle] = producer.enqueue_many([PARAMS])
-        _run_once(pipeline)
+        run_once(pipeline)
         with pipeline.sessions() as session:
             batch = session.scalars(select(Batch)).one()
             assert batch.state == BatchState.PREPARED and "429" in (batch.error or "")
         clock.offset = timedelta(seconds=120)
-        _run_once(pipeline)
-        _poll_and_ingest(pipeline)
+        run_once(pipeline)
+        poll_and_ingest(pipeline)
         assert handle.result(timeout=5).type == "succeeded"
     assert emulator.records().creates == 1
 
@@ -181,14 +115,14 @@ def test_emulator__cancel_batch_cancels_its_unfinished_requests(
     emulator.set_faults(FaultConfig(processing_seconds=3600))
     with Producer(pipeline.settings) as producer:
         handles = producer.enqueue_many([PARAMS] * 3)
-        _run_once(pipeline)
+        run_once(pipeline)
         with pipeline.sessions() as session:
             batch_id = session.scalars(select(Batch.id)).one()
 
         assert cancel_batch(batch_id, pipeline.settings)
-        _poll_and_ingest(pipeline)  # the poll sends the cancel
+        poll_and_ingest(pipeline)  # the poll sends the cancel
         emulator.clock.advance(2)
-        _poll_and_ingest(pipeline)
+        poll_and_ingest(pipeline)
 
         assert {h.result(timeout=5).type for h in handles} == {"canceled"}
     with pipeline.sessions() as session:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from models import Batch, Request, Result
@@ -67,3 +68,104 @@ def requests_by_state(session: Session) -> dict[str, int]:
 def batches_by_state(session: Session) -> dict[str, int]:
     rows = session.execute(select(Batch.state, func.count()).group_by(Batch.state))
     return {state: int(n) for state, n in rows}
+
+
+@dataclass(frozen=True)
+class TokenTotals:
+    results: int
+    input_tokens: int
+    output_tokens: int
+    cache_write_tokens: int
+    cache_read_tokens: int
+    duplicates: int
+
+
+def token_totals(session: Session) -> TokenTotals:
+    row = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(Result.input_tokens), 0),
+            func.coalesce(func.sum(Result.output_tokens), 0),
+            func.coalesce(func.sum(Result.cache_write_5m_tokens + Result.cache_write_1h_tokens), 0),
+            func.coalesce(func.sum(Result.cache_read_tokens), 0),
+            func.coalesce(func.sum(case((Result.duplicate.is_(True), 1), else_=0)), 0),
+        )
+    ).one()
+    return TokenTotals(*(int(v) for v in row))
+
+
+def results_by_type(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(Result.result_type, func.count())
+        .where(Result.duplicate.is_(False))
+        .group_by(Result.result_type)
+    )
+    return {kind: int(n) for kind, n in rows}
+
+
+IN_FLIGHT = ("prepared", "submitting", "unknown", "submitted", "ended")
+
+
+def in_flight_batches(session: Session, limit: int = 50) -> list[Batch]:
+    return list(
+        session.scalars(
+            select(Batch).where(Batch.state.in_(IN_FLIGHT)).order_by(Batch.id).limit(limit)
+        )
+    )
+
+
+def list_batches(session: Session, state: str | None, limit: int) -> list[Batch]:
+    stmt = select(Batch).order_by(Batch.id.desc()).limit(limit)
+    if state is not None:
+        stmt = stmt.where(Batch.state == state)
+    return list(session.scalars(stmt))
+
+
+def batch_request_states(session: Session, batch_id: int) -> dict[str, int]:
+    """States of the requests whose results came from this batch, or that sit in it."""
+    rows = session.execute(
+        select(Request.state, func.count())
+        .where(
+            or_(
+                Request.batch_id == batch_id,
+                Request.id.in_(
+                    select(Result.request_id).where(
+                        Result.batch_id == batch_id, Result.duplicate.is_(False)
+                    )
+                ),
+            )
+        )
+        .group_by(Request.state)
+    )
+    return {state: int(n) for state, n in rows}
+
+
+def request_history(session: Session, request_id: str) -> list[Result]:
+    return list(
+        session.scalars(select(Result).where(Result.request_id == request_id).order_by(Result.id))
+    )
+
+
+def export_rows(
+    session: Session, batch_id: int | None, state: str | None, chunk: int = 1_000
+) -> Iterator[tuple[Request, Result | None]]:
+    """Each request with its final (non-duplicate, latest) result, streamed."""
+    latest = (
+        select(Result.request_id, func.max(Result.id).label("result_id"))
+        .where(Result.duplicate.is_(False))
+        .group_by(Result.request_id)
+        .subquery()
+    )
+    stmt = (
+        select(Request, Result)
+        .outerjoin(latest, latest.c.request_id == Request.id)
+        .outerjoin(Result, Result.id == latest.c.result_id)
+        .order_by(Request.created_at, Request.id)
+        .execution_options(yield_per=chunk)
+    )
+    if state is not None:
+        stmt = stmt.where(Request.state == state)
+    if batch_id is not None:
+        stmt = stmt.where(Result.batch_id == batch_id)
+    for row in session.execute(stmt):
+        yield row[0], row[1]

@@ -1,0 +1,264 @@
+"""Each CLI command against real PostgreSQL, Redis and the emulator."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import pty
+import select as io_select
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import redis
+from click.testing import CliRunner
+from prometheus_client import generate_latest
+
+from tests.support.emulated import ShiftedClock, poll_and_ingest, run_once
+from worker.cli import cli
+from worker.emulator import EmulatorServer
+from worker.keys import RedisKeys
+from worker.metrics import registry_for
+from worker.services.context import Pipeline
+
+pytestmark = pytest.mark.integration
+
+Emulated = tuple[Pipeline, EmulatorServer, ShiftedClock]
+
+
+def params(text: str) -> dict[str, object]:
+    return {
+        "model": "claude-test",
+        "max_tokens": 16,
+        "messages": [{"role": "user", "content": text}],
+    }
+
+
+@pytest.fixture
+def runner(on_emulator: Emulated, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    pipeline, emulator, _ = on_emulator
+    monkeypatch.setenv("BATCHLINE_DATABASE_URL", pipeline.settings.database_url)
+    monkeypatch.setenv("BATCHLINE_REDIS_URL", pipeline.settings.redis_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-cli-test")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.base_url)
+    return CliRunner()
+
+
+@pytest.fixture
+def jsonl(tmp_path: Path) -> Path:
+    path = tmp_path / "requests.jsonl"
+    lines = [{"custom_id": f"q-{i}", "params": params(f"question {i}")} for i in range(3)]
+    lines.append({"custom_id": "bad-one", "params": params("[[emulator:errored:api_error]]")})
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+    return path
+
+
+def invoke(runner: CliRunner, *args: str, code: int = 0) -> str:
+    result = runner.invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_cli__enqueue_file_then_every_view_of_the_results(
+    runner: CliRunner, on_emulator: Emulated, jsonl: Path, redis_client: redis.Redis
+) -> None:
+    pipeline, _, _ = on_emulator
+    assert "4 requests, all valid" in invoke(runner, "enqueue", str(jsonl), "--dry-run")
+    assert redis_client.exists(RedisKeys().intake_stream) == 0
+
+    assert "enqueued 4 requests" in invoke(runner, "enqueue", str(jsonl))
+    invoke(runner, "enqueue", str(jsonl))  # the same file again adds nothing
+    assert redis_client.xlen(RedisKeys().intake_stream) == 4
+    pipeline.settings = _max_attempts_one(pipeline)
+    run_once(pipeline)
+    poll_and_ingest(pipeline)
+
+    status = invoke(runner, "status")
+    assert "succeeded 3" in status and "failed 1" in status
+    listing = invoke(runner, "batches", "list")
+    assert "ingested" in listing and "msgbatch_" in listing
+    batch_id = _only_batch_id(pipeline)
+    assert "count_succeeded" in invoke(runner, "batches", "show", batch_id)
+
+    exported = invoke(runner, "results", "export")
+    lines = [orjson.loads(line) for line in exported.splitlines()]
+    assert {x["custom_id"]: x["result"]["type"] for x in lines} == {
+        "q-0": "succeeded",
+        "q-1": "succeeded",
+        "q-2": "succeeded",
+        "bad-one": "errored",
+    }
+    table = list(
+        csv.DictReader(
+            io.StringIO(
+                invoke(runner, "results", "export", "--format", "csv", "--state", "succeeded")
+            )
+        )
+    )
+    assert len(table) == 3 and all("question" in row["text"] for row in table)
+
+    request_id = next(
+        r["request_id"]
+        for r in csv.DictReader(
+            io.StringIO(invoke(runner, "results", "export", "--format", "csv", "--state", "failed"))
+        )
+    )
+    assert "api_error" in invoke(runner, "requests", "show", request_id)
+    assert "1 requests queued again" in invoke(runner, "retry", batch_id)
+    assert "queued 1" in invoke(runner, "status")
+
+
+def _only_batch_id(pipeline: Pipeline) -> str:
+    from sqlalchemy import select
+
+    from models import Batch
+
+    with pipeline.sessions() as session:
+        return str(session.scalars(select(Batch.id)).one())
+
+
+def _max_attempts_one(pipeline: Pipeline) -> object:
+    from dataclasses import replace
+
+    return replace(pipeline.settings, max_attempts=1)
+
+
+def test_cli__bad_file_names_line_and_problem_and_enqueues_nothing(
+    runner: CliRunner, tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(
+        orjson.dumps({"custom_id": "a", "params": params("x")})
+        + b"\n"
+        + b'{"custom_id": "b", "params": {"model": "m"}}\n'
+    )
+    result = runner.invoke(cli, ["enqueue", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:2: max_tokens is required" in result.output
+    assert "Traceback" not in result.output
+    assert redis_client.dbsize() == 0
+
+
+def test_cli__cancel_and_purge(runner: CliRunner, on_emulator: Emulated) -> None:
+    pipeline, emulator, _ = on_emulator
+    from worker.emulator import FaultConfig
+    from worker.producer import Producer
+
+    emulator.set_faults(FaultConfig(processing_seconds=3600))
+    with Producer(pipeline.settings) as producer:
+        producer.enqueue_many([params("a"), params("b")])
+    run_once(pipeline)
+    assert "cancel requested" in invoke(runner, "batches", "cancel", _only_batch_id(pipeline))
+    poll_and_ingest(pipeline)
+    emulator.clock.advance(2)
+    poll_and_ingest(pipeline)
+    assert "canceled 2" in invoke(runner, "status")
+    assert "purged 2 requests and 1 batches" in invoke(
+        runner, "purge", "--older-than", "0", "--yes"
+    )
+    assert "requests" in invoke(runner, "status") and "canceled" not in invoke(runner, "status")
+
+
+def test_cli__doctor_passes_then_catches_eviction_policy(
+    runner: CliRunner, redis_client: redis.Redis
+) -> None:
+    saved = redis_client.config_get("maxmemory-policy")["maxmemory-policy"]
+    saved_aof = redis_client.config_get("appendonly")["appendonly"]
+    try:
+        redis_client.config_set("appendonly", "yes")
+        healthy = invoke(runner, "doctor")
+        assert "[ok  ] database reachable and migrated" in healthy
+        assert "[ok  ] API answered HTTP 200" in healthy
+        assert "[warn] Redis URL has no password" in healthy
+
+        redis_client.config_set("maxmemory-policy", "allkeys-lru")
+        sick = invoke(runner, "doctor", code=1)
+        assert "[FAIL] Redis maxmemory-policy is 'allkeys-lru'" in sick
+        assert "noeviction" in sick
+    finally:
+        redis_client.config_set("maxmemory-policy", saved)
+        redis_client.config_set("appendonly", saved_aof)
+
+
+def test_cli__doctor_catches_a_database_without_migrations(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATCHLINE_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    out = invoke(runner, "doctor", code=1)
+    assert "[FAIL] database at migration None" in out and "batchline db upgrade" in out
+
+
+def test_cli__doctor_catches_a_wrong_api_key(
+    runner: CliRunner, emulator_factory: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    strict = emulator_factory(api_key="the-right-key")  # type: ignore[operator]
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", strict.base_url)
+    assert "[FAIL] API refused the key (HTTP 401)" in invoke(runner, "doctor", code=1)
+
+
+def test_cli__settings_errors_are_one_line(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATCHLINE_POLL_INTERVAL_SECONDS", "-5")
+    result = runner.invoke(cli, ["status"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: BATCHLINE_POLL_INTERVAL_SECONDS must be > 0, got -5.0"
+
+
+def test_metrics__exposes_pipeline_figures(on_emulator: Emulated) -> None:
+    pipeline, _, _ = on_emulator
+    from worker.producer import Producer
+
+    with Producer(pipeline.settings) as producer:
+        producer.enqueue_many([params("m1"), params("m2")])
+    run_once(pipeline)
+    poll_and_ingest(pipeline)
+    text = generate_latest(registry_for(pipeline.settings)).decode()
+    assert 'batchline_requests{state="succeeded"} 2.0' in text
+    assert 'batchline_batches{state="ingested"} 1.0' in text
+    assert 'batchline_results_total{outcome="succeeded"} 2.0' in text
+    assert 'batchline_stage_seconds_avg{stage="submit"}' in text
+    assert "batchline_intake_queue_depth 0.0" in text
+
+
+@pytest.fixture
+def status_env(runner: CliRunner) -> Iterator[dict[str, str]]:
+    yield dict(os.environ)
+
+
+def test_cli__status_watch_refreshes_in_a_terminal(status_env: dict[str, str]) -> None:
+    """`status --watch` drawn in a real pseudo-terminal, refreshing, then exiting."""
+    batchline = str(Path(sys.executable).parent / "batchline")
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [batchline, "status", "--watch", "--interval", "0.3", "--count", "3"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=status_env,
+        close_fds=True,
+    )
+    os.close(follower)
+    screen = b""
+    deadline = time.monotonic() + 30
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = io_select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    screen += os.read(leader, 65536)
+                except OSError:
+                    break
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+    text = screen.decode(errors="replace")
+    assert "batchline status" in text and "intake queue" in text
+    assert "\x1b[" in text  # drawn with terminal control sequences, not plain lines

@@ -1,0 +1,56 @@
+"""Operator writes: re-queue failed requests, purge old ones."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from models import Batch, Request, Result
+from worker.domain.states import TERMINAL_BATCH_STATES, RequestState
+
+RETRIABLE_BY_HAND = (RequestState.FAILED, RequestState.EXPIRED)
+
+
+def requeue_failed(session: Session, batch_id: int, now: datetime) -> int:
+    """Failed or expired requests whose last result came from this batch, queued again
+    with a fresh retry budget. Guarded: a request that moved meanwhile is left alone."""
+    from_batch = select(Result.request_id).where(
+        Result.batch_id == batch_id, Result.duplicate.is_(False)
+    )
+    result = session.execute(
+        update(Request)
+        .where(Request.id.in_(from_batch), Request.state.in_(RETRIABLE_BY_HAND))
+        .values(
+            state=RequestState.QUEUED,
+            charged_attempts=0,
+            last_error=None,
+            finished_at=None,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+def purge_finished(session: Session, finished_before: datetime) -> tuple[int, int]:
+    """Delete final requests (their results go with them) and finished, emptied batches."""
+    final = [s.value for s in RequestState if s not in (RequestState.QUEUED, RequestState.IN_BATCH)]
+    requests = session.execute(
+        delete(Request)
+        .where(Request.state.in_(final), Request.finished_at < finished_before)
+        .execution_options(synchronize_session=False)
+    )
+    still_used = select(Result.batch_id).distinct()
+    batches = session.execute(
+        delete(Batch)
+        .where(
+            Batch.state.in_([s.value for s in TERMINAL_BATCH_STATES]),
+            Batch.updated_at < finished_before,
+            Batch.id.not_in(still_used),
+            Batch.id.not_in(select(Request.batch_id).where(Request.batch_id.is_not(None))),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(requests, "rowcount", 0)), int(getattr(batches, "rowcount", 0))

@@ -1,0 +1,209 @@
+"""Bulk in and out: `enqueue FILE.jsonl` and `results export`.
+
+The input file has the shape the API's batch create takes, one request a
+line: `{"custom_id": "...", "params": {...}}`. The custom_id becomes the
+request's idempotency key, so enqueueing the same file twice adds nothing.
+The whole file is checked before anything is enqueued.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+import orjson
+from rich.progress import Progress
+
+from worker.cli import cli, friendly_errors, load_settings
+from worker.domain.custom_ids import CUSTOM_ID_PATTERN
+from worker.domain.validation import InvalidRequest, encode_params
+
+CHUNK = 1_000
+
+
+class BadLine(click.ClickException):
+    def __init__(self, path: Path, number: int, problem: str) -> None:
+        super().__init__(f"{path}:{number}: {problem}")
+
+
+def read_requests(path: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """(line number, custom_id, params) for each non-blank line; BadLine on the first fault."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            yield number, *_parse(path, number, raw)
+
+
+def _parse(path: Path, number: int, raw: bytes) -> tuple[str, dict[str, Any]]:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadLine(path, number, f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadLine(path, number, f"invalid JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise BadLine(path, number, "each line must be an object {custom_id, params}")
+    extra = sorted(set(doc) - {"custom_id", "params"})
+    if extra:
+        raise BadLine(path, number, f"unexpected field(s): {', '.join(extra)}")
+    custom_id = doc.get("custom_id")
+    if not isinstance(custom_id, str) or not CUSTOM_ID_PATTERN.match(custom_id):
+        raise BadLine(
+            path, number, f"custom_id must match ^[a-zA-Z0-9_-]{{1,64}}$, got {custom_id!r:.80}"
+        )
+    params = doc.get("params")
+    try:
+        encode_params(params)
+    except InvalidRequest as exc:
+        raise BadLine(path, number, str(exc)) from None
+    return custom_id, params  # type: ignore[return-value]
+
+
+def check_file(path: Path) -> int:
+    """Check every line (and custom_id uniqueness) without enqueueing; returns the count."""
+    seen: dict[str, int] = {}
+    count = 0
+    for number, custom_id, _params in read_requests(path):
+        if custom_id in seen:
+            raise BadLine(
+                path, number, f"custom_id {custom_id!r} already on line {seen[custom_id]}"
+            )
+        seen[custom_id] = number
+        count += 1
+    if count == 0:
+        raise click.ClickException(f"{path}: no requests in the file")
+    return count
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check the file and report; enqueue nothing.")
+@friendly_errors
+def enqueue(path: Path, dry_run: bool) -> None:
+    """Enqueue every request of a JSONL file of {custom_id, params} lines."""
+    from worker.producer import Item, Producer
+
+    total = check_file(path)
+    if dry_run:
+        click.echo(f"{path}: {total} requests, all valid; nothing enqueued (--dry-run)")
+        return
+    with Producer(load_settings()) as producer, Progress(transient=True) as progress:
+        task = progress.add_task("enqueueing", total=total)
+        batch: list[Item] = []
+        for _number, custom_id, params in read_requests(path):
+            batch.append(Item(params, key=custom_id, tags={"custom_id": custom_id}))
+            if len(batch) >= CHUNK:
+                producer.enqueue_many(batch)
+                progress.advance(task, len(batch))
+                batch = []
+        if batch:
+            producer.enqueue_many(batch)
+            progress.advance(task, len(batch))
+    click.echo(f"enqueued {total} requests from {path}")
+
+
+@cli.group()
+def results() -> None:
+    """Get results out."""
+
+
+CSV_COLUMNS = [
+    "custom_id",
+    "request_id",
+    "state",
+    "result_type",
+    "error_type",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cache_write_tokens",
+    "cache_read_tokens",
+    "cost_usd",
+    "text",
+]
+
+
+@results.command("export")
+@click.option(
+    "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
+)
+@click.option("--batch", "batch_id", type=int, default=None, help="Only this batch's results.")
+@click.option("--state", default=None, help="Only requests in this state.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File to write (default: standard output).",
+)
+@friendly_errors
+def results_export(fmt: str, batch_id: int | None, state: str | None, output: Path | None) -> None:
+    """Stream results as JSONL in the API's own per-line shape, or as CSV."""
+    from worker.cli_ops import session_scope
+
+    with session_scope(load_settings()) as session, _open(output) as out:
+        from worker.adapters.queries import export_rows
+
+        rows = export_rows(session, batch_id, state)
+        (_write_jsonl if fmt == "jsonl" else _write_csv)(rows, out)
+
+
+class _open:
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._file: IO[str] | None = None
+
+    def __enter__(self) -> IO[str]:
+        if self._path is None:
+            return sys.stdout
+        self._file = self._path.open("w", encoding="utf-8", newline="")
+        return self._file
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def _custom_id(request: Any) -> str:
+    return str(request.idempotency_key or request.id)
+
+
+def _write_jsonl(rows: Iterator[tuple[Any, Any]], out: IO[str]) -> None:
+    for request, result in rows:
+        body = result.body if result is not None else {"type": request.state}
+        line = {"custom_id": _custom_id(request), "result": body}
+        out.write(orjson.dumps(line).decode() + "\n")
+
+
+def _write_csv(rows: Iterator[tuple[Any, Any]], out: IO[str]) -> None:
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for request, result in rows:
+        writer.writerow(
+            [
+                _custom_id(request),
+                request.id,
+                request.state,
+                result.result_type if result else "",
+                (result.error_type or "") if result else "",
+                (result.model or "") if result else request.model,
+                result.input_tokens if result else 0,
+                result.output_tokens if result else 0,
+                (result.cache_write_5m_tokens + result.cache_write_1h_tokens) if result else 0,
+                result.cache_read_tokens if result else 0,
+                "" if result is None or result.cost_usd is None else str(result.cost_usd),
+                _text(result.body) if result else "",
+            ]
+        )
+
+
+def _text(body: dict[str, Any]) -> str:
+    message = body.get("message") or {}
+    return "".join(b.get("text", "") for b in message.get("content", []) if isinstance(b, dict))

@@ -1,0 +1,298 @@
+"""Operating commands: status, batches, requests, retry, purge."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+import redis
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from worker.adapters import maintenance, queries, store
+from worker.cli import cli, friendly_errors, load_settings
+from worker.database import READ_ONLY, make_engine, make_session_factory
+from worker.keys import RedisKeys
+from worker.settings import Settings
+
+
+def out() -> Console:
+    """A console on the current stdout; wide when piped, so tables are not cut."""
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+@contextmanager
+def session_scope(settings: Settings, write: bool = False) -> Iterator[Session]:
+    engine = make_engine(settings.database_url)
+    # Dispose the base engine, not an options view of it: that closes the pool.
+    bound = engine if write else engine.execution_options(**{READ_ONLY: True})
+    try:
+        factory = make_session_factory(bound)
+        with factory.begin() if write else factory() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def queue_depth(settings: Settings) -> int | None:
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    try:
+        return int(client.xlen(RedisKeys(settings.stream_key_prefix).intake_stream))
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+
+
+def render_status(settings: Settings) -> Group:
+    with session_scope(settings) as session:
+        requests = queries.requests_by_state(session)
+        batches = queries.batches_by_state(session)
+        tokens = queries.token_totals(session)
+        paused = store.submission_paused(session)
+        flying = queries.in_flight_batches(session)
+        rows = [
+            (
+                b.id,
+                b.remote_id,
+                b.state,
+                b.request_count,
+                b.created_at,
+                b.remote_created_at,
+                b.remote_expires_at,
+                b.count_succeeded + b.count_errored + b.count_canceled + b.count_expired,
+            )
+            for b in flying
+        ]
+    depth = queue_depth(settings)
+    summary = Table(title="batchline status", show_header=False)
+    summary.add_row("intake queue (Redis)", "unreachable" if depth is None else str(depth))
+    summary.add_row("requests", _counts(requests))
+    summary.add_row("batches", _counts(batches))
+    summary.add_row(
+        "tokens",
+        f"input {tokens.input_tokens:,}  output {tokens.output_tokens:,}  "
+        f"cache write {tokens.cache_write_tokens:,}  cache read {tokens.cache_read_tokens:,}",
+    )
+    summary.add_row("duplicate results", str(tokens.duplicates))
+    summary.add_row("submission", f"PAUSED: {paused}" if paused else "running")
+    parts: list[object] = [summary]
+    if rows:
+        parts.append(_in_flight_table(rows))
+    return Group(*parts)  # type: ignore[arg-type]
+
+
+def _in_flight_table(rows: Sequence[tuple[Any, ...]]) -> Table:
+    table = Table(title="in-flight batches")
+    for column in ("batch", "remote id", "state", "requests", "done", "elapsed of 24 h"):
+        table.add_column(column)
+    now = datetime.now(UTC)
+    for batch_id, remote_id, state, count, created, remote_created, expires, done in rows:
+        start = remote_created or created
+        window = ((expires or start + timedelta(hours=24)) - start).total_seconds()
+        elapsed = max(0.0, (now - start).total_seconds())
+        bar = ProgressBar(total=window, completed=min(elapsed, window), width=24)
+        table.add_row(
+            str(batch_id), str(remote_id or "-"), str(state), str(count), f"{done}/{count}", bar
+        )
+    return table
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return "  ".join(f"{k} {v:,}" for k, v in sorted(counts.items())) or "none"
+
+
+@cli.command()
+@click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between refreshes.")
+@click.option("--count", type=int, default=None, help="With --watch: stop after N refreshes.")
+@friendly_errors
+def status(watch: bool, interval: float, count: int | None) -> None:
+    """Queue depth, requests and batches by state, tokens, in-flight batches."""
+    settings = load_settings()
+    if not watch:
+        out().print(render_status(settings))
+        return
+    refreshes = 0
+    try:
+        with Live(render_status(settings), console=out(), refresh_per_second=4) as live:
+            while count is None or refreshes < count:
+                time.sleep(interval)
+                live.update(render_status(settings))
+                refreshes += 1
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.group()
+def batches() -> None:
+    """List, show and cancel batches."""
+
+
+@batches.command("list")
+@click.option("--state", default=None, help="Only batches in this state.")
+@click.option("--limit", default=50, show_default=True)
+@friendly_errors
+def batches_list(state: str | None, limit: int) -> None:
+    """The most recent batches."""
+    with session_scope(load_settings()) as session:
+        found = queries.list_batches(session, state, limit)
+        table = Table()
+        for column in (
+            "id",
+            "remote id",
+            "state",
+            "origin",
+            "requests",
+            "succeeded",
+            "errored",
+            "canceled",
+            "expired",
+            "created",
+        ):
+            table.add_column(column)
+        for b in found:
+            table.add_row(
+                str(b.id),
+                b.remote_id or "-",
+                b.state,
+                b.origin,
+                str(b.request_count),
+                str(b.count_succeeded),
+                str(b.count_errored),
+                str(b.count_canceled),
+                str(b.count_expired),
+                f"{b.created_at:%Y-%m-%d %H:%M:%S}",
+            )
+    out().print(table)
+
+
+@batches.command("show")
+@click.argument("batch_id", type=int)
+@friendly_errors
+def batches_show(batch_id: int) -> None:
+    """One batch: its remote state, counts, timestamps and its requests' states."""
+    with session_scope(load_settings()) as session:
+        batch = store.get_batch(session, batch_id)
+        if batch is None:
+            raise click.ClickException(f"no batch {batch_id}")
+        table = Table(show_header=False, title=f"batch {batch_id}")
+        for name in (
+            "remote_id",
+            "state",
+            "origin",
+            "processing_status",
+            "request_count",
+            "body_bytes",
+            "count_succeeded",
+            "count_errored",
+            "count_canceled",
+            "count_expired",
+            "submit_tries",
+            "cancel_requested",
+            "error",
+            "created_at",
+            "submitted_at",
+            "remote_created_at",
+            "remote_expires_at",
+            "remote_ended_at",
+            "ingested_at",
+        ):
+            table.add_row(name, str(getattr(batch, name)))
+        table.add_row("requests", _counts(queries.batch_request_states(session, batch_id)))
+    out().print(table)
+
+
+@batches.command("cancel")
+@click.argument("batch_id", type=int)
+@friendly_errors
+def batches_cancel(batch_id: int) -> None:
+    """Ask for a batch to be canceled (its next poll sends the cancel)."""
+    from worker.control import cancel_batch
+
+    if not cancel_batch(batch_id, load_settings()):
+        raise click.ClickException(f"batch {batch_id} does not exist or cannot be canceled now")
+    click.echo(f"batch {batch_id}: cancel requested")
+
+
+@cli.group()
+def requests() -> None:
+    """Look at single requests."""
+
+
+@requests.command("show")
+@click.argument("request_id")
+@friendly_errors
+def requests_show(request_id: str) -> None:
+    """A request's state and the history of its attempts."""
+    with session_scope(load_settings()) as session:
+        view = queries.request_view(session, request_id)
+        if view is None:
+            raise click.ClickException(f"no request {request_id} in SQL (still in intake?)")
+        table = Table(show_header=False, title=f"request {request_id}")
+        for name in (
+            "state",
+            "idempotency_key",
+            "batch_id",
+            "attempts",
+            "charged_attempts",
+            "last_error",
+            "tags",
+            "created_at",
+            "finished_at",
+        ):
+            table.add_row(name, str(getattr(view, name)))
+        history = Table(title="attempts")
+        for column in ("batch", "custom_id", "result", "error", "input", "output", "duplicate"):
+            history.add_column(column)
+        for r in queries.request_history(session, request_id):
+            history.add_row(
+                str(r.batch_id),
+                r.custom_id,
+                r.result_type,
+                r.error_type or "-",
+                str(r.input_tokens),
+                str(r.output_tokens),
+                str(r.duplicate),
+            )
+    out().print(table, history)
+
+
+@cli.command()
+@click.argument("batch_id", type=int)
+@friendly_errors
+def retry(batch_id: int) -> None:
+    """Queue again the failed and expired requests of a batch, with a fresh retry budget."""
+    with session_scope(load_settings(), write=True) as session:
+        moved = maintenance.requeue_failed(session, batch_id, datetime.now(UTC))
+    click.echo(f"batch {batch_id}: {moved} requests queued again")
+
+
+@cli.command()
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    type=float,
+    help="Days: final requests finished before this are deleted with their results.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@friendly_errors
+def purge(older_than: float, yes: bool) -> None:
+    """Retention: delete final requests (and emptied batches) older than N days."""
+    if older_than < 0:
+        raise click.BadParameter("must be >= 0", param_hint="--older-than")
+    cutoff = datetime.now(UTC) - timedelta(days=older_than)
+    if not yes:
+        click.confirm(f"delete final requests finished before {cutoff:%Y-%m-%d %H:%M}?", abort=True)
+    with session_scope(load_settings(), write=True) as session:
+        requests_gone, batches_gone = maintenance.purge_finished(session, cutoff)
+    click.echo(f"purged {requests_gone} requests and {batches_gone} batches")

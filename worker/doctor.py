@@ -1,0 +1,162 @@
+"""`batchline doctor`: check a live setup and say what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import click
+import httpx2
+import redis
+from sqlalchemy.exc import SQLAlchemyError
+
+from worker.adapters import store
+from worker.adapters.redis_health import redis_problems
+from worker.cli import cli, load_settings
+from worker.database import current_and_head, make_engine, make_session_factory
+from worker.settings import Settings
+
+MAX_CLOCK_SKEW_SECONDS = 30.0
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+
+
+@dataclass(frozen=True)
+class Finding:
+    ok: bool
+    what: str
+    fix: str = ""
+    warning: bool = False  # worth saying, not worth a non-zero exit
+
+
+def check_redis(settings: Settings) -> list[Finding]:
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+        problems = redis_problems(client)
+    except redis.AuthenticationError:
+        return [Finding(False, "Redis refused the credentials", "check BATCHLINE_REDIS_URL")]
+    except redis.RedisError as exc:
+        return [
+            Finding(
+                False, f"Redis is not reachable ({exc})", "start Redis or set BATCHLINE_REDIS_URL"
+            )
+        ]
+    finally:
+        client.close()
+    found = [Finding(False, p.split(": ", 1)[0], p.split("; ", 1)[-1]) for p in problems]
+    if urlsplit(settings.redis_url).password is None:
+        found.append(
+            Finding(
+                False,
+                "Redis URL has no password",
+                "require a password (requirepass) and put it in the URL",
+                warning=True,
+            )
+        )
+    return found or [Finding(True, "Redis reachable, noeviction, append-only file on")]
+
+
+def check_database(settings: Settings) -> list[Finding]:
+    engine = make_engine(settings.database_url)
+    try:
+        current, head = current_and_head(engine)
+        if current != head:
+            return [
+                Finding(
+                    False,
+                    f"database at migration {current}, code expects {head}",
+                    "run `batchline db upgrade`",
+                )
+            ]
+        with make_session_factory(engine)() as session:
+            paused = store.submission_paused(session)
+    except SQLAlchemyError as exc:
+        return [
+            Finding(
+                False,
+                f"database not reachable ({type(exc).__name__})",
+                "check BATCHLINE_DATABASE_URL",
+            )
+        ]
+    finally:
+        engine.dispose()
+    found = [Finding(True, "database reachable and migrated")]
+    if paused:
+        found.append(
+            Finding(
+                False, f"submission is paused: {paused}", "fix the cause, then `batchline resume`"
+            )
+        )
+    return found
+
+
+def check_api(settings: Settings) -> list[Finding]:
+    if not settings.api_key:
+        return [Finding(False, "ANTHROPIC_API_KEY is not set", "export ANTHROPIC_API_KEY")]
+    base = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
+    headers = {"x-api-key": settings.api_key, "anthropic-version": "2023-06-01"}
+    try:
+        answer = httpx2.get(f"{base}/v1/messages/batches?limit=1", headers=headers, timeout=10)
+    except httpx2.HTTPError as exc:
+        return [
+            Finding(
+                False,
+                f"API not reachable at {base} ({type(exc).__name__})",
+                "check ANTHROPIC_BASE_URL and the network",
+            )
+        ]
+    if answer.status_code in (401, 403):
+        return [
+            Finding(
+                False, f"API refused the key (HTTP {answer.status_code})", "check ANTHROPIC_API_KEY"
+            )
+        ]
+    found = [Finding(answer.status_code == 200, f"API answered HTTP {answer.status_code}")]
+    return found + _clock_skew(answer.headers.get("date"))
+
+
+def _clock_skew(date_header: str | None) -> list[Finding]:
+    if not date_header:
+        return []
+    skew = (datetime.now(UTC) - parsedate_to_datetime(date_header)).total_seconds()
+    if abs(skew) > MAX_CLOCK_SKEW_SECONDS:
+        return [
+            Finding(
+                False,
+                f"clock differs from the API's by {skew:.0f}s",
+                "sync this machine's clock (NTP): the reconciler compares times",
+            )
+        ]
+    return [Finding(True, f"clock within {abs(skew):.0f}s of the API's")]
+
+
+def run_checks(settings: Settings) -> list[Finding]:
+    return check_redis(settings) + check_database(settings) + check_api(settings)
+
+
+@cli.command()
+def doctor() -> None:
+    """Check Redis, the database, the API key and the clock; exit 1 on problems."""
+    findings = run_checks(load_settings())
+    failed = False
+    for finding in findings:
+        mark = "ok  " if finding.ok else ("warn" if finding.warning else "FAIL")
+        click.echo(f"[{mark}] {finding.what}" + (f" -> {finding.fix}" if finding.fix else ""))
+        failed = failed or (not finding.ok and not finding.warning)
+    if failed:
+        raise SystemExit(1)
+
+
+@cli.command()
+def resume() -> None:
+    """Resume submission after it was paused (billing, authentication, spend limit)."""
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine).begin() as session:
+            was = store.resume_submission(session)
+    finally:
+        engine.dispose()
+    click.echo("submission resumed" if was else "submission was not paused")

@@ -1,0 +1,153 @@
+"""Prometheus metrics, read from SQL and Redis at scrape time.
+
+SQL is the system of record, so the figures are the same whichever process
+serves them, and nothing needs the prefork pool's multiprocess mode. Stage
+durations come from the timestamps each batch carries. Task-level figures
+(runtimes, failures by task name) are Flower's own `/metrics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import click
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+from sqlalchemy import Float, cast, func, select
+
+from models import Batch, Result
+from worker.adapters import queries
+from worker.cli import cli, friendly_errors, load_settings
+from worker.database import READ_ONLY, make_engine, make_session_factory
+from worker.settings import Settings
+
+STAGES = {
+    # name: (start column, end column)
+    "submit": (Batch.submit_started_at, Batch.submitted_at),
+    "remote": (Batch.remote_created_at, Batch.remote_ended_at),
+    "ingest": (Batch.remote_ended_at, Batch.ingested_at),
+}
+
+
+class BatchlineCollector(Collector):
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def describe(self) -> list[Any]:
+        # Declared empty so registering does not run a scrape's queries.
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        # An engine per scrape: scrapes are seconds apart, and nothing is left open.
+        engine = make_engine(self._settings.database_url)
+        try:
+            reader = engine.execution_options(**{READ_ONLY: True})
+            yield from self._collect(make_session_factory(reader))
+        finally:
+            engine.dispose()
+
+    def _collect(self, sessions: Any) -> Iterator[Any]:
+        from worker.cli_ops import queue_depth
+
+        depth = queue_depth(self._settings)
+        yield GaugeMetricFamily(
+            "batchline_intake_queue_depth",
+            "Requests waiting in the Redis intake stream",
+            depth or 0,
+        )
+        with sessions() as session:
+            yield _by_label(
+                "batchline_requests",
+                "Requests by state",
+                "state",
+                queries.requests_by_state(session),
+            )
+            yield _by_label(
+                "batchline_batches", "Batches by state", "state", queries.batches_by_state(session)
+            )
+            outcomes = CounterMetricFamily(
+                "batchline_results", "Results by outcome", labels=["outcome"]
+            )
+            for kind, n in queries.results_by_type(session).items():
+                outcomes.add_metric([kind], n)
+            yield outcomes
+            yield from _tokens(queries.token_totals(session))
+            yield _stage_seconds(session)
+            errors = session.scalar(select(func.count()).where(Batch.error.is_not(None))) or 0
+            yield CounterMetricFamily(
+                "batchline_batch_errors",
+                "Batches whose last submit or poll recorded an error",
+                value=errors,
+            )
+            cost = session.scalar(select(func.coalesce(func.sum(Result.cost_usd), 0)))
+            yield CounterMetricFamily(
+                "batchline_cost_usd", "Spend at batch prices, USD", value=float(cost or 0)
+            )
+
+
+def _by_label(name: str, doc: str, label: str, counts: dict[str, int]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=[label])
+    for key, value in counts.items():
+        family.add_metric([key], value)
+    return family
+
+
+def _tokens(totals: queries.TokenTotals) -> Iterator[CounterMetricFamily]:
+    family = CounterMetricFamily("batchline_tokens", "Tokens in ingested results", labels=["kind"])
+    family.add_metric(["input"], totals.input_tokens)
+    family.add_metric(["output"], totals.output_tokens)
+    family.add_metric(["cache_write"], totals.cache_write_tokens)
+    family.add_metric(["cache_read"], totals.cache_read_tokens)
+    yield family
+
+
+def _stage_seconds(session: Any) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(
+        "batchline_stage_seconds_avg",
+        "Mean seconds per batch spent in each stage",
+        labels=["stage"],
+    )
+    for stage, (start, end) in STAGES.items():
+        seconds = _seconds_between(session, start, end)
+        if seconds is not None:
+            family.add_metric([stage], seconds)
+    return family
+
+
+def _seconds_between(session: Any, start: Any, end: Any) -> float | None:
+    dialect = session.get_bind().dialect.name
+    diff: Any
+    if dialect == "postgresql":
+        diff = func.extract("epoch", end - start)
+    else:
+        diff = (func.julianday(end) - func.julianday(start)) * 86400.0
+    value = session.scalar(
+        select(func.avg(cast(diff, Float))).where(start.is_not(None), end.is_not(None))
+    )
+    return None if value is None else float(value)
+
+
+def registry_for(settings: Settings) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(BatchlineCollector(settings))
+    return registry
+
+
+@cli.command()
+@click.option("--port", default=9808, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@friendly_errors
+def metrics(port: int, host: str) -> None:
+    """Serve Prometheus metrics on http://HOST:PORT/metrics until Ctrl-C."""
+    import time
+
+    from prometheus_client import start_http_server
+
+    server, thread = start_http_server(port, addr=host, registry=registry_for(load_settings()))
+    click.echo(f"metrics on http://{host}:{port}/metrics", err=True)
+    try:
+        while thread.is_alive():
+            time.sleep(1)
+    except KeyboardInterrupt:
+        server.shutdown()
