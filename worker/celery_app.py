@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import setup_logging, worker_init, worker_process_init
 
 from worker import runtime
 
@@ -54,6 +54,17 @@ def beat_schedule(config: Any) -> dict[str, dict[str, Any]]:
         "sweep": {"task": "batchline.sweep", "schedule": sweep},
         "reconcile": {"task": "batchline.reconcile", "schedule": config.reconcile_interval_seconds},
     }
+
+
+@setup_logging.connect
+def _structured_logs(loglevel: Any = None, **_: Any) -> None:
+    # Connected, so Celery leaves logging to batchline: JSON lines with ids as fields.
+    import logging
+
+    from worker import logs
+
+    level = loglevel if isinstance(loglevel, str) else logging.getLevelName(loglevel or 20)
+    logs.configure(level)
 
 
 @worker_process_init.connect

@@ -32,6 +32,12 @@ def assemble_batches(pipeline: Pipeline, max_batches: int = 10) -> list[int]:
                 break
             body = sum(sizes[i] + ENVELOPE_BYTES_PER_REQUEST for i in chosen)
             batch_id = store.create_batch_intent(session, chosen, body, now)
-        log.info("batch %d prepared with %d requests (%d bytes)", batch_id, len(chosen), body)
+        log.info(
+            "batch %d prepared with %d requests (%d bytes)",
+            batch_id,
+            len(chosen),
+            body,
+            extra={"batch_id": batch_id, "count": len(chosen)},
+        )
         made.append(batch_id)
     return made

@@ -30,11 +30,18 @@ def poll_batch(pipeline: Pipeline, batch_id: int) -> bool:
     try:
         if cancel and status == "in_progress":
             remote = pipeline.api.cancel(remote_id)
-            log.info("batch %d (%s) cancel sent", batch_id, remote_id)
+            log.info(
+                "batch %d (%s) cancel sent", batch_id, remote_id, extra=_ids(batch_id, remote_id)
+            )
         else:
             remote = pipeline.api.retrieve(remote_id)
     except ApiUnavailable as exc:
-        log.warning("batch %d poll failed, next sweep retries: %s", batch_id, exc)
+        log.warning(
+            "batch %d poll failed, next sweep retries: %s",
+            batch_id,
+            exc,
+            extra=_ids(batch_id, remote_id),
+        )
         return False
     now = pipeline.clock()
     next_poll = now + timedelta(seconds=pipeline.settings.poll_interval_seconds)
@@ -49,8 +56,13 @@ def poll_batch(pipeline: Pipeline, batch_id: int) -> bool:
             remote.errored,
             remote.canceled,
             remote.expired,
+            extra=_ids(batch_id, remote_id),
         )
     return remote.ended
+
+
+def _ids(batch_id: int, remote_id: str) -> dict[str, object]:
+    return {"batch_id": batch_id, "remote_id": remote_id}
 
 
 def batches_to_ingest(pipeline: Pipeline) -> list[int]:

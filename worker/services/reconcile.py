@@ -62,7 +62,12 @@ def reconcile(pipeline: Pipeline) -> ReconcileReport:
                 ripe.remove(match)
                 if store.adopt_remote(session, batch.id, match, now):
                     report.adopted[batch.id] = match.id
-                    log.warning("batch %d adopted remote %s", batch.id, match.id)
+                    log.warning(
+                        "batch %d adopted remote %s",
+                        batch.id,
+                        match.id,
+                        extra={"batch_id": batch.id, "remote_id": match.id},
+                    )
             elif _given_up(batch.submit_started_at, now - 2 * settle) and store.release_batch(
                 session,
                 batch.id,
@@ -71,11 +76,19 @@ def reconcile(pipeline: Pipeline) -> ReconcileReport:
                 now,
             ):
                 report.released.append(batch.id)
-                log.warning("batch %d released: no remote batch was made", batch.id)
+                log.warning(
+                    "batch %d released: no remote batch was made",
+                    batch.id,
+                    extra={"batch_id": batch.id},
+                )
         for stray in ripe:
             store.insert_stray_batch(session, stray, now)
             report.strays.append(stray.id)
-            log.error("remote batch %s matches no intent: tracked as a duplicate", stray.id)
+            log.error(
+                "remote batch %s matches no intent: tracked as a duplicate",
+                stray.id,
+                extra={"remote_id": stray.id},
+            )
     return report
 
 

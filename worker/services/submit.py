@@ -49,7 +49,13 @@ def submit_batch(pipeline: Pipeline, batch_id: int) -> str:
             store.record_create_not_accepted(
                 session, batch_id, str(exc), now + timedelta(seconds=wait), pipeline.clock()
             )
-        log.warning("batch %d not accepted, retry in %.0fs: %s", batch_id, wait, exc)
+        log.warning(
+            "batch %d not accepted, retry in %.0fs: %s",
+            batch_id,
+            wait,
+            exc,
+            extra={"batch_id": batch_id},
+        )
         return "not-accepted"
     except CreateRefused as exc:
         return _refused(pipeline, batch_id, exc)
@@ -67,7 +73,12 @@ def _created(pipeline: Pipeline, batch_id: int, remote: RemoteBatch) -> str:
     next_poll = now + timedelta(seconds=pipeline.settings.poll_interval_seconds)
     with pipeline.sessions.begin() as session:
         if store.record_submission(session, batch_id, remote, now, next_poll):
-            log.info("batch %d submitted as %s", batch_id, remote.id)
+            log.info(
+                "batch %d submitted as %s",
+                batch_id,
+                remote.id,
+                extra={"batch_id": batch_id, "remote_id": remote.id},
+            )
             return "submitted"
         # The reconciler got here first and judged the outcome unknown.
         if store.adopt_remote(session, batch_id, remote, now):
@@ -77,7 +88,10 @@ def _created(pipeline: Pipeline, batch_id: int, remote: RemoteBatch) -> str:
             return "submitted"
         store.insert_stray_batch(session, remote, now)
     log.error(
-        "batch %d was created as %s after being released: tracked as stray", batch_id, remote.id
+        "batch %d was created as %s after being released: tracked as stray",
+        batch_id,
+        remote.id,
+        extra={"batch_id": batch_id, "remote_id": remote.id},
     )
     return "stray"
 
@@ -88,10 +102,10 @@ def _refused(pipeline: Pipeline, batch_id: int, exc: CreateRefused) -> str:
         if exc.pause:
             store.pause_submission(session, str(exc), now)
             store.release_batch(session, batch_id, [BatchState.SUBMITTING], str(exc), now)
-            log.error("submission paused: %s", exc)
+            log.error("submission paused: %s", exc, extra={"batch_id": batch_id})
             return "paused"
         store.refuse_batch(session, batch_id, str(exc), now)
-    log.error("batch %d refused: %s", batch_id, exc)
+    log.error("batch %d refused: %s", batch_id, exc, extra={"batch_id": batch_id})
     return "refused"
 
 
@@ -99,6 +113,9 @@ def _unknown(pipeline: Pipeline, batch_id: int, reason: str) -> str:
     with pipeline.sessions.begin() as session:
         store.record_outcome_unknown(session, batch_id, reason, pipeline.clock())
     log.warning(
-        "batch %d create outcome unknown (%s): the reconciler will settle it", batch_id, reason
+        "batch %d create outcome unknown (%s): the reconciler will settle it",
+        batch_id,
+        reason,
+        extra={"batch_id": batch_id},
     )
     return "unknown"
