@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -59,6 +60,8 @@ class Request(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When the on_result callback was sent (the outbox: NULL = still to send).
+    notified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         CheckConstraint(_one_of("state", [s.value for s in RequestState]), name="state"),
@@ -66,6 +69,12 @@ class Request(Base):
         CheckConstraint("(state = 'in_batch') = (batch_id IS NOT NULL)", name="batch_membership"),
         Index("ix_requests_state_created_at", "state", "created_at"),
         Index("ix_requests_batch_id", "batch_id"),
+        Index(
+            "ix_requests_callbacks_due",
+            "finished_at",
+            postgresql_where=text("on_result IS NOT NULL AND notified_at IS NULL"),
+            sqlite_where=text("on_result IS NOT NULL AND notified_at IS NULL"),
+        ),
     )
 
 

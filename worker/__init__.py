@@ -17,9 +17,11 @@ if TYPE_CHECKING:
     from worker.control import cancel_batch, cancel_request  # noqa: F401
     from worker.domain.validation import InvalidRequest  # noqa: F401
     from worker.handles import RequestHandle  # noqa: F401
+    from worker.ledger import estimate  # noqa: F401
     from worker.producer import (  # noqa: F401
         Item,
         Producer,
+        aenqueue,
         default_producer,
         enqueue,
         enqueue_many,
@@ -31,6 +33,8 @@ _EXPORTS = {
     "cancel_batch": "worker.control",
     "cancel_request": "worker.control",
     "Item": "worker.producer",
+    "aenqueue": "worker.producer",
+    "estimate": "worker.ledger",
     "Producer": "worker.producer",
     "default_producer": "worker.producer",
     "enqueue": "worker.producer",

@@ -92,7 +92,18 @@ def enqueue(path: Path, dry_run: bool) -> None:
 
     total = check_file(path)
     if dry_run:
+        from worker.ledger import estimate as estimate_cost
+
+        guess = estimate_cost(params for _n, _c, params in read_requests(path))
         click.echo(f"{path}: {total} requests, all valid; nothing enqueued (--dry-run)")
+        click.echo(
+            f"estimate at batch prices: ~{guess.input_tokens:,} input tokens, at most "
+            f"{guess.max_output_tokens:,} output tokens, worst case ${guess.worst_case_usd:.4f}"
+        )
+        if guess.unknown_models:
+            click.echo(
+                f"not in the price table (cost unknown): {', '.join(sorted(guess.unknown_models))}"
+            )
         return
     with Producer(load_settings()) as producer, Progress(transient=True) as progress:
         task = progress.add_task("enqueueing", total=total)

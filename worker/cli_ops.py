@@ -17,6 +17,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from worker import ledger
 from worker.adapters import maintenance, queries, store
 from worker.cli import cli, friendly_errors, load_settings
 from worker.database import READ_ONLY, make_engine, make_session_factory
@@ -57,6 +58,8 @@ def render_status(settings: Settings) -> Group:
         requests = queries.requests_by_state(session)
         batches = queries.batches_by_state(session)
         tokens = queries.token_totals(session)
+        spent = ledger.spend(session)
+        capped = ledger.spend_cap_reached(session, settings.daily_spend_cap_usd, datetime.now(UTC))
         paused = store.submission_paused(session)
         flying = queries.in_flight_batches(session)
         rows = [
@@ -82,8 +85,20 @@ def render_status(settings: Settings) -> Group:
         f"input {tokens.input_tokens:,}  output {tokens.output_tokens:,}  "
         f"cache write {tokens.cache_write_tokens:,}  cache read {tokens.cache_read_tokens:,}",
     )
+    summary.add_row(
+        "spend (batch prices)",
+        f"${spent.batch_usd:.4f}  saved ${spent.saving_usd:.4f} against synchronous"
+        + (
+            f"  ({spent.unknown_cost_results} results of unknown price)"
+            if spent.unknown_cost_results
+            else ""
+        ),
+    )
     summary.add_row("duplicate results", str(tokens.duplicates))
-    summary.add_row("submission", f"PAUSED: {paused}" if paused else "running")
+    summary.add_row(
+        "submission",
+        f"PAUSED: {paused}" if paused else (f"WAITING: {capped}" if capped else "running"),
+    )
     parts: list[object] = [summary]
     if rows:
         parts.append(_in_flight_table(rows))

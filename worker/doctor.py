@@ -16,6 +16,7 @@ from worker.adapters import store
 from worker.adapters.redis_health import redis_problems
 from worker.cli import cli, load_settings
 from worker.database import current_and_head, make_engine, make_session_factory
+from worker.ledger import spend_cap_reached
 from worker.settings import Settings
 
 MAX_CLOCK_SKEW_SECONDS = 30.0
@@ -72,6 +73,7 @@ def check_database(settings: Settings) -> list[Finding]:
             ]
         with make_session_factory(engine)() as session:
             paused = store.submission_paused(session)
+            capped = spend_cap_reached(session, settings.daily_spend_cap_usd, datetime.now(UTC))
     except SQLAlchemyError as exc:
         return [
             Finding(
@@ -88,6 +90,10 @@ def check_database(settings: Settings) -> list[Finding]:
             Finding(
                 False, f"submission is paused: {paused}", "fix the cause, then `batchline resume`"
             )
+        )
+    if capped:
+        found.append(
+            Finding(False, capped, "raise BATCHLINE_DAILY_SPEND_CAP_USD or wait", warning=True)
         )
     return found
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
 import redis
+import redis.asyncio as aioredis
 from anthropic.types.messages import MessageBatchResult
 from pydantic import TypeAdapter
 from sqlalchemy import Engine
@@ -36,6 +38,10 @@ class ResultReader:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    @property
+    def channel(self) -> str:
+        return self._keys.settled_channel
 
     def status(self, request_id: str) -> str:
         with self._sessions() as session:
@@ -128,3 +134,23 @@ class RequestHandle:
     def result(self, timeout: float | None = None) -> MessageBatchResult:
         """Wait for the final outcome; raises TimeoutError when `timeout` passes first."""
         return self._producer.reader.wait(self.id, timeout)
+
+    async def wait(self, timeout: float | None = None) -> MessageBatchResult:
+        """`result()` for asyncio code: awaits the final outcome without blocking the loop."""
+        reader = self._producer.reader
+        client = aioredis.Redis.from_url(self._producer.settings.redis_url)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(reader.channel)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while (found := await asyncio.to_thread(reader.final, self.id)) is None:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"request {self.id} has no final result yet")
+                wake = min(SLOW_CHECK_SECONDS, remaining or SLOW_CHECK_SECONDS)
+                # Any settled message may be ours; SQL decides, so one check per wake-up.
+                await pubsub.get_message(timeout=wake)
+            return found
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await client.aclose()

@@ -6,6 +6,7 @@ stream: as cheap as pushing to any queue. Nothing touches SQL on this path.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -164,6 +165,11 @@ def _forget_after_fork() -> None:
 def enqueue(params: Mapping[str, Any], **options: Any) -> RequestHandle:
     """Enqueue one Messages API request body; returns its handle at once."""
     return default_producer().enqueue(params, **options)
+
+
+async def aenqueue(params: Mapping[str, Any], **options: Any) -> RequestHandle:
+    """`enqueue` for asyncio code: the Redis round trip runs off the event loop."""
+    return await asyncio.to_thread(default_producer().enqueue, params, **options)
 
 
 def enqueue_many(items: Iterable[Mapping[str, Any] | Item], **options: Any) -> list[RequestHandle]:

@@ -45,6 +45,10 @@ class Settings:
     ingest_lease_seconds: float = 300.0
     idempotency_ttl_seconds: int = 7 * 24 * 3600
     stream_key_prefix: str = "batchline"
+    # The Celery queue result callbacks (`on_result`) are sent to, on this broker.
+    callback_queue: str = "batchline-callbacks"
+    # At most this much spend (USD at batch prices) per UTC day; 0 means no cap.
+    daily_spend_cap_usd: float = 0.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -84,6 +88,10 @@ class Settings:
         for name, value in positive.items():
             if value <= 0:
                 raise SettingsError(f"BATCHLINE_{name.upper()} must be > 0, got {value}")
+        if self.daily_spend_cap_usd < 0:
+            raise SettingsError(
+                f"BATCHLINE_DAILY_SPEND_CAP_USD must be >= 0, got {self.daily_spend_cap_usd}"
+            )
         if self.max_wait_seconds < 0:
             raise SettingsError(
                 f"BATCHLINE_MAX_WAIT_SECONDS must be >= 0, got {self.max_wait_seconds}"

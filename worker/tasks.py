@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from worker import runtime
 from worker.adapters.batch_api import ApiUnavailable
 from worker.celery_app import app
-from worker.services import assemble, ingest, poll, reconcile, submit
+from worker.services import assemble, callbacks, ingest, poll, reconcile, submit
 from worker.services import intake as intake_service
 
 log = logging.getLogger("batchline.tasks")
@@ -52,10 +52,15 @@ def submit_batch_task(batch_id: int) -> str:
     return submit.submit_batch(runtime.pipeline(), batch_id)
 
 
+def _send_callback(task_name: str, request_id: str) -> None:
+    app.send_task(task_name, args=[request_id], queue=runtime.settings().callback_queue)
+
+
 @app.task(name="batchline.sweep")
 @_left_for_next_sweep
 def sweep_task() -> None:
     pipeline = runtime.pipeline()
+    callbacks.dispatch_callbacks(pipeline, _send_callback)
     for batch_id in poll.lease_due_polls(pipeline):
         poll_batch_task.delay(batch_id)
     for batch_id in poll.batches_to_ingest(pipeline):
@@ -76,7 +81,10 @@ def poll_batch_task(batch_id: int) -> bool:
 @app.task(name="batchline.ingest_batch")
 @_left_for_next_sweep
 def ingest_batch_task(batch_id: int) -> int | None:
-    report = ingest.ingest_batch(runtime.pipeline(), batch_id)
+    pipeline = runtime.pipeline()
+    report = ingest.ingest_batch(pipeline, batch_id)
+    # Straight away rather than at the next sweep: applications wait on these.
+    callbacks.dispatch_callbacks(pipeline, _send_callback)
     return None if report is None else report.lines
 
 

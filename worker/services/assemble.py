@@ -6,6 +6,7 @@ import logging
 
 from worker.adapters import store
 from worker.domain.planning import ENVELOPE_BYTES_PER_REQUEST, Limits, should_cut, take_while_fits
+from worker.ledger import spend_cap_reached
 from worker.services.context import Pipeline
 
 log = logging.getLogger("batchline.assemble")
@@ -19,6 +20,8 @@ def assemble_batches(pipeline: Pipeline, max_batches: int = 10) -> list[int]:
     for _ in range(max_batches):
         with pipeline.sessions.begin() as session:
             if store.submission_paused(session) is not None:
+                break
+            if spend_cap_reached(session, settings.daily_spend_cap_usd, pipeline.clock()):
                 break
             count, size, oldest = store.queued_summary(session)
             now = pipeline.clock()

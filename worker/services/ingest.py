@@ -12,17 +12,20 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from itertools import islice
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from worker.adapters import store
+from worker.domain.cost import PriceTable, Usage
 from worker.domain.custom_ids import decode_custom_id
 from worker.domain.jsonl import iter_lines
 from worker.domain.results import ParsedResult, UnreadableLine, parse_line
 from worker.domain.retry import decide
 from worker.domain.states import TERMINAL_REQUEST_STATES, RequestState
+from worker.prices import load_prices
 from worker.services.context import Pipeline
 
 log = logging.getLogger("batchline.ingest")
@@ -82,7 +85,8 @@ def _ingest_chunk(
     parsed = _parse(lines, report)
     now = pipeline.clock()
     with pipeline.sessions.begin() as session:
-        rows = [_result_row(batch_id, p, now) for p in parsed]
+        prices = load_prices()
+        rows = [_result_row(batch_id, p, now, prices) for p in parsed]
         new_ids = store.insert_results(session, rows)
         fresh = [p for p in parsed if p.custom_id in new_ids]
         report.new_results += len(fresh)
@@ -107,7 +111,9 @@ def _parse(lines: Iterable[bytes], report: IngestReport) -> list[ParsedResult]:
     return out
 
 
-def _result_row(batch_id: int, parsed: ParsedResult, now: datetime) -> dict[str, Any]:
+def _result_row(
+    batch_id: int, parsed: ParsedResult, now: datetime, prices: PriceTable
+) -> dict[str, Any]:
     ref = decode_custom_id(parsed.custom_id)
     assert ref is not None
     return {
@@ -125,10 +131,17 @@ def _result_row(batch_id: int, parsed: ParsedResult, now: datetime) -> dict[str,
         "cache_write_5m_tokens": parsed.usage.get("cache_write_5m_tokens", 0),
         "cache_write_1h_tokens": parsed.usage.get("cache_write_1h_tokens", 0),
         "cache_read_tokens": parsed.usage.get("cache_read_tokens", 0),
-        "cost_usd": None,
+        "cost_usd": _cost(parsed, prices),
         "duplicate": False,
         "created_at": now,
     }
+
+
+def _cost(parsed: ParsedResult, prices: PriceTable) -> Decimal | None:
+    """At batch prices; None for a model the price table does not list (unknown, not free)."""
+    if parsed.result_type != "succeeded" or parsed.model is None:
+        return None if parsed.result_type == "succeeded" else Decimal(0)
+    return prices.batch_cost(parsed.model, Usage(**parsed.usage))
 
 
 def _settle(

@@ -14,6 +14,7 @@ from worker.adapters.batch_api import (
 )
 from worker.database import READ_ONLY
 from worker.domain.states import BatchState
+from worker.ledger import spend_cap_reached
 from worker.services.context import Pipeline
 
 log = logging.getLogger("batchline.submit")
@@ -24,6 +25,9 @@ MAX_BACKOFF_SECONDS = 300.0
 def submit_ready_batches(pipeline: Pipeline) -> list[int]:
     with pipeline.sessions.begin() as session:
         if store.submission_paused(session) is not None:
+            return []
+        cap = pipeline.settings.daily_spend_cap_usd
+        if spend_cap_reached(session, cap, pipeline.clock()):
             return []
         return store.batches_ready_to_submit(session, pipeline.clock())
 

@@ -1,0 +1,30 @@
+"""Loading the price table: BATCHLINE_PRICES_FILE, else the one shipped here."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+
+from worker.domain.cost import PriceTable
+
+SHIPPED = Path(__file__).resolve().parent / "config" / "prices.toml"
+
+
+class PricesError(ValueError):
+    """The price file cannot be read; the message names the file and the fault."""
+
+
+def load_prices(path: Path | None = None) -> PriceTable:
+    chosen = path or Path(os.environ.get("BATCHLINE_PRICES_FILE") or SHIPPED)
+    return _load(chosen)
+
+
+@lru_cache(maxsize=8)
+def _load(path: Path) -> PriceTable:
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        return PriceTable.from_mapping(doc)
+    except (OSError, tomllib.TOMLDecodeError, KeyError, ArithmeticError, TypeError) as exc:
+        raise PricesError(f"price file {path}: {exc}") from None
