@@ -59,5 +59,5 @@ def test_prices__a_users_file_replaces_the_shipped_one(tmp_path: Path) -> None:
     assert load_prices(path).batch_cost("m", Usage(M, M)) == Decimal(3)
     path2 = tmp_path / "broken.toml"
     path2.write_text("models = [")
-    with pytest.raises(PricesError, match="broken.toml"):
+    with pytest.raises(PricesError, match=r"broken\.toml"):
         load_prices(path2)
