@@ -7,6 +7,6 @@
 """
 
 from models.base import Base, metadata
-from models.tables import Batch, Control, Request, Result
+from models.tables import Batch, CachePrimer, Control, Request, Result
 
-__all__ = ["Base", "Batch", "Control", "Request", "Result", "metadata"]
+__all__ = ["Base", "Batch", "CachePrimer", "Control", "Request", "Result", "metadata"]

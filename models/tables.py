@@ -60,6 +60,10 @@ class Request(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Hash of the prompt-cache prefix (see worker.domain.prefix); NULL when none.
+    prefix_hash: Mapped[str | None] = mapped_column(String(32))
+    # Sent with every cache breakpoint set to a 1-hour TTL (a primed group).
+    cache_ttl_1h: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # When the on_result callback was sent (the outbox: NULL = still to send).
     notified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
@@ -69,6 +73,7 @@ class Request(Base):
         CheckConstraint("(state = 'in_batch') = (batch_id IS NOT NULL)", name="batch_membership"),
         Index("ix_requests_state_created_at", "state", "created_at"),
         Index("ix_requests_batch_id", "batch_id"),
+        Index("ix_requests_prefix_hash", "prefix_hash", "state"),
         Index(
             "ix_requests_callbacks_due",
             "finished_at",
@@ -168,3 +173,20 @@ class Control(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class CachePrimer(Base):
+    """A one-request batch that writes a shared prefix to the cache before its group runs."""
+
+    __tablename__ = "cache_primers"
+
+    prefix_hash: Mapped[str] = mapped_column(String(32), primary_key=True)
+    batch_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("batches.id", ondelete="SET NULL")
+    )
+    # priming: the group waits; ready: the group may go (until the cache's hour runs out).
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ready_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (CheckConstraint(_one_of("state", ["priming", "ready"]), name="state"),)

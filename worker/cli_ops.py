@@ -223,6 +223,12 @@ def batches_show(batch_id: int) -> None:
         ):
             table.add_row(name, str(getattr(batch, name)))
         table.add_row("requests", _counts(queries.batch_request_states(session, batch_id)))
+        cache = queries.batch_cache_stats(session, batch_id)
+        table.add_row(
+            "prompt cache",
+            f"written {cache.cache_write_tokens:,}  read {cache.cache_read_tokens:,}  "
+            f"hit rate {cache.hit_rate:.0%}",
+        )
     out().print(table)
 
 

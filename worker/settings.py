@@ -47,6 +47,9 @@ class Settings:
     stream_key_prefix: str = "batchline"
     # The Celery queue result callbacks (`on_result`) are sent to, on this broker.
     callback_queue: str = "batchline-callbacks"
+    # A new group of at least this many queued requests sharing a cached prefix is
+    # primed first (a one-request batch writes the prefix); 0 turns priming off.
+    prime_min_group: int = 50
     # At most this much spend (USD at batch prices) per UTC day; 0 means no cap.
     daily_spend_cap_usd: float = 0.0
 
@@ -88,6 +91,10 @@ class Settings:
         for name, value in positive.items():
             if value <= 0:
                 raise SettingsError(f"BATCHLINE_{name.upper()} must be > 0, got {value}")
+        if self.prime_min_group < 0:
+            raise SettingsError(
+                f"BATCHLINE_PRIME_MIN_GROUP must be >= 0, got {self.prime_min_group}"
+            )
         if self.daily_spend_cap_usd < 0:
             raise SettingsError(
                 f"BATCHLINE_DAILY_SPEND_CAP_USD must be >= 0, got {self.daily_spend_cap_usd}"

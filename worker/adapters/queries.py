@@ -169,3 +169,27 @@ def export_rows(
         stmt = stmt.where(Result.batch_id == batch_id)
     for row in session.execute(stmt):
         yield row[0], row[1]
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    cache_write_tokens: int
+    cache_read_tokens: int
+    input_tokens: int
+
+    @property
+    def hit_rate(self) -> float:
+        """Share of the batch's prompt tokens that were read from the cache."""
+        total = self.cache_write_tokens + self.cache_read_tokens + self.input_tokens
+        return self.cache_read_tokens / total if total else 0.0
+
+
+def batch_cache_stats(session: Session, batch_id: int) -> CacheStats:
+    row = session.execute(
+        select(
+            func.coalesce(func.sum(Result.cache_write_5m_tokens + Result.cache_write_1h_tokens), 0),
+            func.coalesce(func.sum(Result.cache_read_tokens), 0),
+            func.coalesce(func.sum(Result.input_tokens), 0),
+        ).where(Result.batch_id == batch_id)
+    ).one()
+    return CacheStats(int(row[0]), int(row[1]), int(row[2]))

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models import Batch, Control, Request, Result
+from models import Batch, CachePrimer, Control, Request, Result
 from worker.adapters.batch_api import RemoteBatch
 from worker.domain.custom_ids import encode_custom_id
+from worker.domain.prefix import with_hour_breakpoints
 from worker.domain.states import BatchState, RequestState
 
 ID_CHUNK = 5_000
@@ -62,16 +64,22 @@ def queued_summary(session: Session) -> tuple[int, int, datetime | None]:
             func.count(),
             func.coalesce(func.sum(Request.params_bytes), 0),
             func.min(Request.created_at),
-        ).where(Request.state == RequestState.QUEUED)
+        ).where(Request.state == RequestState.QUEUED, _not_held())
     ).one()
     return int(row[0]), int(row[1]), row[2]
+
+
+def _not_held() -> Any:
+    """Excludes requests whose prefix group waits for its cache primer to finish."""
+    priming = select(CachePrimer.prefix_hash).where(CachePrimer.state == "priming")
+    return or_(Request.prefix_hash.is_(None), Request.prefix_hash.not_in(priming))
 
 
 def lock_queued_requests(session: Session, limit: int) -> list[tuple[str, int]]:
     """The oldest queued requests, locked; rows another claimer holds are skipped."""
     stmt = (
         select(Request.id, Request.params_bytes)
-        .where(Request.state == RequestState.QUEUED)
+        .where(Request.state == RequestState.QUEUED, _not_held())
         .order_by(Request.created_at, Request.id)
         .limit(limit)
         # Two claimers never take the same request: each skips the other's locked rows.
@@ -159,7 +167,7 @@ def begin_submission(session: Session, batch_id: int, now: datetime) -> bool:
 def iter_batch_body(conn: Connection, batch_id: int, fetch: int = 1_000) -> Iterator[bytes]:
     """The create body for a batch, streamed from SQL a slice at a time."""
     stmt = (
-        select(Request.id, Request.attempts, Request.params)
+        select(Request.id, Request.attempts, Request.params, Request.cache_ttl_1h)
         .where(Request.batch_id == batch_id, Request.state == RequestState.IN_BATCH)
         .order_by(Request.id)
         .execution_options(yield_per=fetch)
@@ -168,8 +176,10 @@ def iter_batch_body(conn: Connection, batch_id: int, fetch: int = 1_000) -> Iter
     first = True
     for rows in conn.execute(stmt).partitions():
         parts = []
-        for request_id, attempt, params in rows:
+        for request_id, attempt, params, ttl_1h in rows:
             custom_id = encode_custom_id(request_id, attempt)
+            if ttl_1h:
+                params = orjson.dumps(with_hour_breakpoints(orjson.loads(params))).decode()
             parts.append(f'{{"custom_id":"{custom_id}","params":{params}}}')
         text = ",".join(parts)
         yield (text if first else "," + text).encode()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from worker.adapters import store
+from worker.adapters import priming, store
 from worker.domain.planning import ENVELOPE_BYTES_PER_REQUEST, Limits, should_cut, take_while_fits
 from worker.ledger import spend_cap_reached
 from worker.services.context import Pipeline
@@ -16,7 +16,7 @@ def assemble_batches(pipeline: Pipeline, max_batches: int = 10) -> list[int]:
     """Create batch intents while enough requests wait; returns their ids."""
     settings = pipeline.settings
     limits = Limits(settings.max_batch_requests, settings.max_batch_bytes)
-    made: list[int] = []
+    made, released = _prime(pipeline)
     for _ in range(max_batches):
         with pipeline.sessions.begin() as session:
             if store.submission_paused(session) is not None:
@@ -26,6 +26,9 @@ def assemble_batches(pipeline: Pipeline, max_batches: int = 10) -> list[int]:
             count, size, oldest = store.queued_summary(session)
             now = pipeline.clock()
             waited = (now - oldest).total_seconds() if oldest is not None else 0.0
+            if released:
+                # A group whose primer just finished goes now, while its cache is warm.
+                waited = max(waited, settings.max_wait_seconds)
             if not should_cut(count, size, waited, limits, settings.max_wait_seconds):
                 break
             candidates = store.lock_queued_requests(session, limits.max_requests)
@@ -44,3 +47,25 @@ def assemble_batches(pipeline: Pipeline, max_batches: int = 10) -> list[int]:
         )
         made.append(batch_id)
     return made
+
+
+def _prime(pipeline: Pipeline) -> tuple[list[int], list[str]]:
+    """Start primers for new prefix groups; returns (primer batches, groups released)."""
+    settings = pipeline.settings
+    with pipeline.sessions.begin() as session:
+        now = pipeline.clock()
+        released = priming.settle_primers(session, now)
+        if settings.prime_min_group <= 0 or store.submission_paused(session) is not None:
+            return [], released
+        made = []
+        for group in priming.groups_to_prime(session, settings.prime_min_group, now):
+            batch_id = priming.start_primer(session, group, now)
+            if batch_id is not None:
+                made.append(batch_id)
+                log.info(
+                    "cache primer batch %d for prefix %s",
+                    batch_id,
+                    group,
+                    extra={"batch_id": batch_id},
+                )
+    return made, released

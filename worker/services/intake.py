@@ -6,8 +6,11 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from worker.adapters import store
 from worker.adapters.intake import IntakeEntry, StreamEntry, decode_entry
+from worker.domain.prefix import prefix_hash
 from worker.domain.states import RequestState
 from worker.services.context import Pipeline
 
@@ -66,7 +69,16 @@ def _row(entry: IntakeEntry, pipeline: Pipeline, now: datetime) -> dict[str, Any
         "attempts": 0,
         "charged_attempts": 0,
         "max_attempts": int(meta.get("max_attempts") or pipeline.settings.max_attempts),
+        "prefix_hash": _prefix_hash(entry.params),
+        "cache_ttl_1h": False,
         "enqueued_at": enqueued,
         "created_at": now,
         "updated_at": now,
     }
+
+
+def _prefix_hash(params: bytes) -> str | None:
+    # Most requests have no breakpoint: skip the parse for them.
+    if b'"cache_control"' not in params:
+        return None
+    return prefix_hash(orjson.loads(params))
