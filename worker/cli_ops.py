@@ -62,6 +62,9 @@ def render_status(settings: Settings) -> Group:
         capped = ledger.spend_cap_reached(session, settings.daily_spend_cap_usd, datetime.now(UTC))
         paused = store.submission_paused(session)
         flying = queries.in_flight_batches(session)
+        expiring = queries.results_expiring(
+            session, datetime.now(UTC), timedelta(hours=settings.results_expiry_margin_hours)
+        )
         rows = [
             (
                 b.id,
@@ -99,6 +102,11 @@ def render_status(settings: Settings) -> Group:
         "submission",
         f"PAUSED: {paused}" if paused else (f"WAITING: {capped}" if capped else "running"),
     )
+    for batch in expiring:
+        summary.add_row(
+            "[bold red]results expiring[/]",
+            f"batch {batch.id} ({batch.remote_id}): ingest before its 29-day window closes",
+        )
     parts: list[object] = [summary]
     if rows:
         parts.append(_in_flight_table(rows))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
@@ -12,7 +12,7 @@ import httpx2
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.adapters import store
+from worker.adapters import queries, store
 from worker.adapters.redis_health import redis_problems
 from worker.cli import cli, load_settings
 from worker.database import current_and_head, make_engine, make_session_factory
@@ -74,6 +74,8 @@ def check_database(settings: Settings) -> list[Finding]:
         with make_session_factory(engine)() as session:
             paused = store.submission_paused(session)
             capped = spend_cap_reached(session, settings.daily_spend_cap_usd, datetime.now(UTC))
+            margin = timedelta(hours=settings.results_expiry_margin_hours)
+            expiring = queries.results_expiring(session, datetime.now(UTC), margin)
     except SQLAlchemyError as exc:
         return [
             Finding(
@@ -89,6 +91,15 @@ def check_database(settings: Settings) -> list[Finding]:
         found.append(
             Finding(
                 False, f"submission is paused: {paused}", "fix the cause, then `batchline resume`"
+            )
+        )
+    for batch in expiring:
+        found.append(
+            Finding(
+                False,
+                f"batch {batch.id} ({batch.remote_id}) results not ingested and "
+                "their 29-day window closes soon",
+                "check the workers' logs; `batchline batches show` for its state",
             )
         )
     if capped:

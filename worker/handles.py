@@ -49,6 +49,10 @@ class ResultReader:
         # Not in SQL yet: still in the Redis intake stream.
         return "pending" if view is None else view.state
 
+    def ids_by_tag(self, name: str, value: str, limit: int) -> list[str]:
+        with self._sessions() as session:
+            return queries.request_ids_by_tag(session, name, value, limit)
+
     def id_for_key(self, key: str) -> str | None:
         with self._sessions() as session:
             return queries.request_id_for_key(session, key)

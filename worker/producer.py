@@ -139,6 +139,10 @@ class Producer:
     def handle(self, request_id: str) -> RequestHandle:
         return RequestHandle(request_id, self)
 
+    def handles_by_tag(self, name: str, value: str, limit: int = 1_000) -> list[RequestHandle]:
+        """Requests (in SQL) whose tag `name` has the string value `value`, oldest first."""
+        return [RequestHandle(i, self) for i in self.reader.ids_by_tag(name, value, limit)]
+
     def handle_for_key(self, key: str) -> RequestHandle | None:
         request_id = self._stream.lookup_key(key) or self.reader.id_for_key(key)
         return None if request_id is None else RequestHandle(request_id, self)

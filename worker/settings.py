@@ -50,6 +50,8 @@ class Settings:
     # A new group of at least this many queued requests sharing a cached prefix is
     # primed first (a one-request batch writes the prefix); 0 turns priming off.
     prime_min_group: int = 50
+    # Warn when an ended batch's results are not all in and its 29-day window closes sooner.
+    results_expiry_margin_hours: float = 72.0
     # At most this much spend (USD at batch prices) per UTC day; 0 means no cap.
     daily_spend_cap_usd: float = 0.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import case, func, or_, select
@@ -193,3 +193,31 @@ def batch_cache_stats(session: Session, batch_id: int) -> CacheStats:
         ).where(Result.batch_id == batch_id)
     ).one()
     return CacheStats(int(row[0]), int(row[1]), int(row[2]))
+
+
+RESULTS_KEPT = timedelta(days=29)
+
+
+def results_expiring(session: Session, now: datetime, margin: timedelta) -> list[Batch]:
+    """Ended batches not fully ingested whose 29-day results window closes within `margin`."""
+    return list(
+        session.scalars(
+            select(Batch).where(
+                Batch.state == "ended",
+                Batch.remote_created_at.is_not(None),
+                Batch.remote_created_at < now + margin - RESULTS_KEPT,
+            )
+        )
+    )
+
+
+def request_ids_by_tag(session: Session, name: str, value: str, limit: int = 1_000) -> list[str]:
+    """Requests whose string tag `name` equals `value`, oldest first."""
+    return list(
+        session.scalars(
+            select(Request.id)
+            .where(Request.tags[name].as_string() == value)
+            .order_by(Request.created_at)
+            .limit(limit)
+        )
+    )
