@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -149,8 +150,40 @@ def _clock_skew(date_header: str | None) -> list[Finding]:
     return [Finding(True, f"clock within {abs(skew):.0f}s of the API's")]
 
 
+def check_flower(url: str | None) -> list[Finding]:
+    """Flower shows every task's arguments: it must not answer strangers."""
+    if not url:
+        return []
+    try:
+        answer = httpx2.get(f"{url.rstrip('/')}/api/workers", timeout=5)
+    except httpx2.HTTPError as exc:
+        return [
+            Finding(
+                False,
+                f"Flower not reachable at {url} ({type(exc).__name__})",
+                "check BATCHLINE_FLOWER_URL",
+                warning=True,
+            )
+        ]
+    if answer.status_code == 200:
+        return [
+            Finding(
+                False,
+                "Flower answers without authentication",
+                "start it with --basic-auth (or FLOWER_BASIC_AUTH)",
+            )
+        ]
+    return [Finding(True, f"Flower requires authentication (HTTP {answer.status_code})")]
+
+
 def run_checks(settings: Settings) -> list[Finding]:
-    return check_redis(settings) + check_database(settings) + check_api(settings)
+    flower = os.environ.get("BATCHLINE_FLOWER_URL")
+    return (
+        check_redis(settings)
+        + check_database(settings)
+        + check_api(settings)
+        + check_flower(flower)
+    )
 
 
 @cli.command()
