@@ -55,13 +55,12 @@ def test_emulator__crlf_results_split_at_any_byte_are_ingested_whole(
             results_crlf=True,
             results_split_chunks=True,
             results_split_max_bytes=7,
-            long_reply_rate=0.5,
-            long_reply_chars=200_000,
-            seed=3,
         )
     )
+    # Two replies of 200 KB (the emulator's marker), four ordinary ones.
+    long = {**PARAMS, "messages": [{"role": "user", "content": "[[emulator:long:200000]]"}]}
     with Producer(pipeline.settings) as producer:
-        handles = producer.enqueue_many([PARAMS] * 6)
+        handles = producer.enqueue_many([long, long, PARAMS, PARAMS, PARAMS, PARAMS])
         run_once(pipeline)
         poll_and_ingest(pipeline)
         texts = [h.result(timeout=5).message.content[0].text for h in handles]  # type: ignore[union-attr]
@@ -129,3 +128,45 @@ def test_emulator__cancel_batch_cancels_its_unfinished_requests(
         batch = session.get(Batch, batch_id)
         assert batch is not None and batch.cancel_initiated_at is not None
         assert batch.count_canceled == 3 and batch.state == BatchState.INGESTED
+
+
+def test_emulator__archived_results_send_requests_round_again(
+    on_emulator: tuple[Pipeline, EmulatorServer, ShiftedClock],
+) -> None:
+    pipeline, emulator, _ = on_emulator
+    with Producer(pipeline.settings) as producer:
+        [handle] = producer.enqueue_many([PARAMS])
+        run_once(pipeline)
+        with pipeline.sessions() as session:
+            ids = list(session.scalars(select(Batch.id)))
+        from worker.services import poll
+
+        poll.poll_batch(pipeline, ids[0])  # ended; its results are not read yet
+        emulator.clock.advance(30 * 24 * 3600)  # ...and now they are archived
+        poll_and_ingest(pipeline)
+        assert handle.status() == "queued"
+        run_once(pipeline)
+        poll_and_ingest(pipeline)
+        assert handle.result(timeout=5).type == "succeeded"
+
+
+def test_emulator__batch_deleted_remotely_sends_requests_round_again(
+    on_emulator: tuple[Pipeline, EmulatorServer, ShiftedClock],
+) -> None:
+    import anthropic
+
+    pipeline, emulator, _ = on_emulator
+    with Producer(pipeline.settings) as producer:
+        [handle] = producer.enqueue_many([PARAMS])
+        run_once(pipeline)
+        with pipeline.sessions() as session:
+            remote_id = session.scalars(select(Batch.remote_id)).one()
+        with anthropic.Anthropic(base_url=emulator.base_url, api_key="k") as client:
+            client.messages.batches.delete(str(remote_id))
+        poll_and_ingest(pipeline)
+        assert handle.status() == "queued"
+        with pipeline.sessions() as session:
+            assert "404" in (session.scalars(select(Batch.error)).one() or "")
+        run_once(pipeline)
+        poll_and_ingest(pipeline)
+        assert handle.result(timeout=5).type == "succeeded"

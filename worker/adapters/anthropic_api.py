@@ -21,6 +21,7 @@ from worker.adapters.batch_api import (
     CreateOutcomeUnknown,
     CreateRefused,
     RemoteBatch,
+    RemoteBatchGone,
 )
 
 RESULTS_CHUNK_BYTES = 1 << 20
@@ -123,6 +124,8 @@ def _classify_create_error(exc: anthropic.APIStatusError) -> Exception:
 def _unavailable_on_transient() -> Iterator[None]:
     try:
         yield
+    except anthropic.NotFoundError as exc:
+        raise RemoteBatchGone(f"HTTP 404 {_error_type(exc)}: {_error_message(exc)}") from None
     except anthropic.APIConnectionError as exc:
         raise ApiUnavailable(f"{type(exc).__name__}") from None
     except anthropic.APIStatusError as exc:

@@ -62,6 +62,10 @@ class CreateOutcomeUnknown(CreateError):
     """No usable answer: the batch may or may not exist. The reconciler decides."""
 
 
+class RemoteBatchGone(Exception):
+    """The remote batch, or its results, no longer exist (deleted, or archived after 29 days)."""
+
+
 class ApiUnavailable(Exception):
     """A retrieve/list/cancel/results call failed for a reason that passes."""
 

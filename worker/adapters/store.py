@@ -347,6 +347,19 @@ def record_poll(
     return _move_batch(session, batch_id, [BatchState.SUBMITTED], **values)
 
 
+def mark_gone(session: Session, batch_id: int, error: str, now: datetime) -> bool:
+    """SUBMITTED -> ENDED for a batch the API no longer knows; ingestion settles the rest."""
+    return _move_batch(
+        session,
+        batch_id,
+        [BatchState.SUBMITTED],
+        state=BatchState.ENDED,
+        error=error,
+        processing_status="ended",
+        updated_at=now,
+    )
+
+
 def get_batch(session: Session, batch_id: int) -> Batch | None:
     return session.get(Batch, batch_id)
 

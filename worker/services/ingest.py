@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from worker.adapters import store
+from worker.adapters.batch_api import RemoteBatchGone
 from worker.domain.cost import PriceTable, Usage
 from worker.domain.custom_ids import decode_custom_id
 from worker.domain.jsonl import iter_lines
@@ -54,11 +55,21 @@ def ingest_batch(pipeline: Pipeline, batch_id: int) -> IngestReport | None:
         assert batch is not None and batch.remote_id is not None
         remote_id = batch.remote_id
     report = IngestReport(batch_id)
-    with pipeline.api.results(remote_id) as chunks:
-        for lines in _batched(iter_lines(chunks), pipeline.settings.ingest_chunk):
-            _ingest_chunk(pipeline, batch_id, lines, report)
-            with pipeline.sessions.begin() as session:
-                store.extend_ingest_lease(session, batch_id, pipeline.clock() + lease)
+    try:
+        with pipeline.api.results(remote_id) as chunks:
+            for lines in _batched(iter_lines(chunks), pipeline.settings.ingest_chunk):
+                _ingest_chunk(pipeline, batch_id, lines, report)
+                with pipeline.sessions.begin() as session:
+                    store.extend_ingest_lease(session, batch_id, pipeline.clock() + lease)
+    except RemoteBatchGone as exc:
+        # Deleted, or archived after 29 days: what was not read goes round again.
+        log.error(
+            "batch %d (%s) results are gone: %s",
+            batch_id,
+            remote_id,
+            exc,
+            extra={"batch_id": batch_id, "remote_id": remote_id},
+        )
     _finish(pipeline, batch_id, report)
     log.info(
         "batch %d (%s) ingested: %d lines, %d new, %d duplicate, %d unreadable, settled %s",

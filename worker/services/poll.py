@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 
 from worker.adapters import store
-from worker.adapters.batch_api import ApiUnavailable
+from worker.adapters.batch_api import ApiUnavailable, RemoteBatchGone
 from worker.domain.states import BatchState
 from worker.services.context import Pipeline
 
@@ -35,6 +35,18 @@ def poll_batch(pipeline: Pipeline, batch_id: int) -> bool:
             )
         else:
             remote = pipeline.api.retrieve(remote_id)
+    except RemoteBatchGone as exc:
+        # Deleted remotely: nothing more will come; ingestion requeues its requests.
+        log.error(
+            "batch %d (%s) is gone remotely: %s",
+            batch_id,
+            remote_id,
+            exc,
+            extra=_ids(batch_id, remote_id),
+        )
+        with pipeline.sessions.begin() as session:
+            store.mark_gone(session, batch_id, str(exc), pipeline.clock())
+        return True
     except ApiUnavailable as exc:
         log.warning(
             "batch %d poll failed, next sweep retries: %s",
