@@ -428,3 +428,25 @@ def test_cancel__a_queued_request_is_canceled_and_never_sent(
     assert keep.result(timeout=1).type == "succeeded"
     [stored] = memory_api.batches.values()
     assert len(stored.requests) == 1
+
+
+def test_intake__key_reused_after_its_redis_entry_expired_ends_canceled(
+    pipeline: Pipeline,
+    producer: Callable[[Pipeline], Producer],
+    redis_client: Any,
+) -> None:
+    from worker.keys import RedisKeys
+
+    make = producer(pipeline)
+    first = make.enqueue(PARAMS, key="order-1")
+    run_intake(pipeline, "c")
+    redis_client.delete(RedisKeys().idempotency("order-1"))  # as if its TTL ran out
+    again = make.enqueue(PARAMS, key="order-1")
+    run_intake(pipeline, "c")
+
+    assert again != first
+    assert again.result(timeout=1).type == "canceled"
+    with pipeline.sessions() as session:
+        row = session.get(Request, again.id)
+        assert row is not None and first.id in (row.last_error or "")
+    assert first.status() == "queued"

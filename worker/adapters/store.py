@@ -54,6 +54,19 @@ def insert_requests(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     return len(session.execute(stmt, list(rows)).all())
 
 
+def existing_request_ids(session: Session, request_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for part in chunks(list(request_ids)):
+        found.update(session.scalars(select(Request.id).where(Request.id.in_(part))))
+    return found
+
+
+def request_id_for_key(session: Session, key: str | None) -> str | None:
+    if key is None:
+        return None
+    return session.scalar(select(Request.id).where(Request.idempotency_key == key))
+
+
 # --- assembling batches -----------------------------------------------------
 
 

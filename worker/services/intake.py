@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from sqlalchemy.orm import Session
 
 from worker.adapters import store
 from worker.adapters.intake import IntakeEntry, StreamEntry, decode_entry
@@ -43,12 +44,37 @@ def _move_chunk(pipeline: Pipeline, raw: list[StreamEntry]) -> int:
             bad.append(entry)
     with pipeline.sessions.begin() as session:
         inserted = store.insert_requests(session, rows)
+        if inserted < len(rows):
+            _settle_key_reuse(session, rows, now)
     # Only after the commit: an entry acked before it would be lost by a crash here.
     pipeline.intake.ack([e.entry_id for e in raw if e not in bad])
     pipeline.intake.dead_letter(bad, "unreadable")
-    if inserted < len(rows):
-        log.info("intake skipped %d already-known requests", len(rows) - inserted)
     return len(rows)
+
+
+def _settle_key_reuse(session: Session, rows: list[dict[str, Any]], now: datetime) -> None:
+    """Rows skipped for their key, not their id, reused a key whose Redis entry had
+    expired: record them canceled, naming the first request, so their handles end."""
+    present = store.existing_request_ids(session, [r["id"] for r in rows])
+    for row in rows:
+        if row["id"] in present:
+            continue  # a redelivered entry: already in SQL, nothing to do
+        first = store.request_id_for_key(session, row["idempotency_key"])
+        duplicate = {
+            **row,
+            "idempotency_key": None,
+            "state": RequestState.CANCELED,
+            "finished_at": now,
+            "last_error": f"idempotency key {row['idempotency_key']!r} already used by "
+            f"request {first}",
+        }
+        store.insert_requests(session, [duplicate])
+        log.warning(
+            "request %s reused key of %s: canceled",
+            row["id"],
+            first,
+            extra={"request_id": row["id"]},
+        )
 
 
 def _row(entry: IntakeEntry, pipeline: Pipeline, now: datetime) -> dict[str, Any]:
