@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -74,6 +75,7 @@ def run(concurrency: int) -> None:
     """Run the service (worker and beat) on embedded defaults until Ctrl-C."""
     from worker.local import LocalStartError, local_service
 
+    _stop_on_signals()
     try:
         with local_service(load_settings(), _say, concurrency=concurrency) as service:
             _say("batchline is running; Ctrl-C stops it")
@@ -107,6 +109,17 @@ def demo(timeout: float) -> None:
         raise click.ClickException(str(exc)) from None
     if not ok:
         raise click.ClickException("the demo did not finish; see .batchline/worker.log")
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM (docker, systemd) and SIGINT stop as Ctrl-C does, cleaning up children,
+    even when the shell started us with SIGINT ignored."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
 
 
 def _say(message: str) -> None:
