@@ -14,6 +14,7 @@ import redis
 from sqlalchemy.exc import SQLAlchemyError
 
 from worker.adapters import queries, store
+from worker.adapters.anthropic_api import DEFAULT_BASE_URL
 from worker.adapters.redis_health import redis_problems
 from worker.cli import cli, load_settings
 from worker.database import current_and_head, make_engine, make_session_factory
@@ -21,7 +22,6 @@ from worker.ledger import spend_cap_reached
 from worker.settings import Settings
 
 MAX_CLOCK_SKEW_SECONDS = 30.0
-DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from worker.adapters.batch_api import (
 )
 
 RESULTS_CHUNK_BYTES = 1 << 20
+DEFAULT_BASE_URL = "https://api.anthropic.com"
 # Statuses that prove the API created nothing and will accept a later try.
 _NOT_ACCEPTED = {429, 529}
 # Statuses that mean no create will work until a person acts: pause, do not fail requests.
@@ -58,8 +59,9 @@ class AnthropicBatchApi:
         create_timeout: float = 600.0,
         max_retries: int = 2,
     ) -> None:
+        # Explicit, so an empty ANTHROPIC_BASE_URL in the environment is not read as "".
         self._client = anthropic.Anthropic(
-            api_key=api_key, base_url=base_url, max_retries=max_retries
+            api_key=api_key, base_url=base_url or DEFAULT_BASE_URL, max_retries=max_retries
         )
         self._create_timeout = create_timeout
 
