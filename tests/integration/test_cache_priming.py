@@ -72,3 +72,24 @@ def test_priming__off_when_the_group_is_small(on_emulator: Emulated) -> None:
         run_once(pipeline)
     with pipeline.sessions() as session:
         assert [b.request_count for b in session.scalars(select(Batch))] == [3]
+
+
+def test_priming__a_slow_primer_holds_its_group_for_an_hour_at_most(on_emulator: Emulated) -> None:
+    from datetime import timedelta
+
+    from worker.emulator import FaultConfig
+
+    pipeline, emulator, clock = on_emulator
+    pipeline.settings = replace(pipeline.settings, prime_min_group=3)
+    emulator.set_faults(FaultConfig(processing_seconds=86_000))  # the primer does not end
+    with Producer(pipeline.settings) as producer:
+        producer.enqueue_many([ask(f"q{i}") for i in range(4)])
+        run_once(pipeline)
+        run_once(pipeline)
+        with pipeline.sessions() as session:
+            assert [b.request_count for b in session.scalars(select(Batch))] == [1]
+        clock.offset = timedelta(hours=1, minutes=1)
+        run_once(pipeline)
+    with pipeline.sessions() as session:
+        batches = session.scalars(select(Batch).order_by(Batch.id))
+        assert [b.request_count for b in batches] == [1, 3]

@@ -14,6 +14,8 @@ from worker.domain.states import TERMINAL_BATCH_STATES, RequestState
 
 # A primed prefix is trusted for a little less than its 1-hour TTL.
 PRIMED_FOR = timedelta(minutes=50)
+# How long a group waits for its primer's batch before going anyway.
+PRIMER_PATIENCE = timedelta(hours=1)
 
 
 def groups_to_prime(session: Session, min_group: int, now: datetime) -> list[str]:
@@ -76,7 +78,10 @@ def settle_primers(session: Session, now: datetime) -> list[str]:
         session.scalars(
             select(CachePrimer.prefix_hash).where(
                 CachePrimer.state == "priming",
-                CachePrimer.batch_id.is_(None) | CachePrimer.batch_id.in_(finished),
+                CachePrimer.batch_id.is_(None)
+                | CachePrimer.batch_id.in_(finished)
+                # A slow primer must not hold its group for a day: go without it.
+                | (CachePrimer.created_at < now - PRIMER_PATIENCE),
             )
         )
     )
