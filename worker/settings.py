@@ -7,6 +7,7 @@ logged or displayed Settings never shows it.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -41,6 +42,8 @@ class Settings:
     intake_reclaim_seconds: float = 120.0
     # How long a create may be in flight before its outcome counts as unknown.
     create_timeout_seconds: float = 600.0
+    # Allowance for clock differences between this machine and the API (reconciler).
+    clock_skew_seconds: float = 60.0
     # How long a worker may hold an ingestion lease before another takes over.
     ingest_lease_seconds: float = 300.0
     idempotency_ttl_seconds: int = 7 * 24 * 3600
@@ -97,6 +100,10 @@ class Settings:
             raise SettingsError(
                 f"BATCHLINE_PRIME_MIN_GROUP must be >= 0, got {self.prime_min_group}"
             )
+        if self.clock_skew_seconds < 0:
+            raise SettingsError(
+                f"BATCHLINE_CLOCK_SKEW_SECONDS must be >= 0, got {self.clock_skew_seconds}"
+            )
         if self.daily_spend_cap_usd < 0:
             raise SettingsError(
                 f"BATCHLINE_DAILY_SPEND_CAP_USD must be >= 0, got {self.daily_spend_cap_usd}"
@@ -117,14 +124,16 @@ class Settings:
 
 def _parse(name: str, type_name: str, raw: str) -> object:
     var = f"BATCHLINE_{name.upper()}"
+    if type_name not in ("int", "float"):
+        return raw
     try:
-        if type_name == "int":
-            return int(raw)
-        if type_name == "float":
-            return float(raw)
+        value: float = int(raw) if type_name == "int" else float(raw)
     except ValueError:
         raise SettingsError(f"{var} must be a number, got {raw!r}") from None
-    return raw
+    # nan slips past every `<= 0` check and inf never fires: refuse both.
+    if not math.isfinite(value):
+        raise SettingsError(f"{var} must be a finite number, got {raw!r}")
+    return value
 
 
 def _check_url(var: str, url: str, schemes: tuple[str, ...]) -> None:

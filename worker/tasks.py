@@ -11,6 +11,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
+import redis
 from sqlalchemy.exc import OperationalError
 
 from worker import runtime
@@ -28,7 +29,14 @@ def _left_for_next_sweep(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (OperationalError, ApiUnavailable, ConnectionError) as exc:
+        # redis' ConnectionError is not the builtin one: Redis restarting is passing too.
+        except (
+            OperationalError,
+            ApiUnavailable,
+            ConnectionError,
+            redis.ConnectionError,
+            redis.TimeoutError,
+        ) as exc:
             log.warning("%s: %s; the next sweep retries", fn.__name__, type(exc).__name__)
             return None
 

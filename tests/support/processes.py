@@ -50,13 +50,15 @@ class ServiceProcesses:
         self.procs[name] = proc
         return proc
 
-    def worker(self, name: str = "worker", concurrency: int = 2) -> subprocess.Popen[bytes]:
+    def worker(
+        self, name: str = "worker", concurrency: int = 2, loglevel: str = "INFO"
+    ) -> subprocess.Popen[bytes]:
         return self.start(
             name,
             [
                 *CELERY,
                 "worker",
-                "--loglevel=INFO",
+                f"--loglevel={loglevel}",
                 f"--concurrency={concurrency}",
                 "-n",
                 f"{name}@%h",
@@ -65,9 +67,9 @@ class ServiceProcesses:
             ],
         )
 
-    def beat(self, name: str = "beat") -> subprocess.Popen[bytes]:
+    def beat(self, name: str = "beat", loglevel: str = "INFO") -> subprocess.Popen[bytes]:
         schedule = self.log_dir / f"{name}-schedule"
-        return self.start(name, [*CELERY, "beat", "--loglevel=INFO", "-s", str(schedule)])
+        return self.start(name, [*CELERY, "beat", f"--loglevel={loglevel}", "-s", str(schedule)])
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(name, None)

@@ -7,12 +7,14 @@ Everything else keeps the SDK's retries, being safe to repeat.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import anthropic
+import httpx2
 from anthropic.types.messages import MessageBatch
 
 from worker.adapters.batch_api import (
@@ -33,7 +35,20 @@ _PAUSING = {401, 402, 403}
 
 
 def to_remote(batch: MessageBatch) -> RemoteBatch:
-    counts = batch.request_counts
+    # The SDK builds a model from any JSON without validating it: an HTTP 200
+    # whose body is not a batch must be a passing failure, not a crash each sweep.
+    counts = getattr(batch, "request_counts", None)
+    if (
+        not isinstance(getattr(batch, "id", None), str)
+        or not isinstance(getattr(batch, "processing_status", None), str)
+        or not isinstance(getattr(batch, "created_at", None), datetime)
+        or counts is None
+        or not all(
+            isinstance(getattr(counts, k, None), int)
+            for k in ("processing", "succeeded", "errored", "canceled", "expired")
+        )
+    ):
+        raise ApiUnavailable(f"the answer is not a message batch: {type(batch).__name__}")
     return RemoteBatch(
         id=batch.id,
         processing_status=batch.processing_status,
@@ -79,9 +94,16 @@ class AnthropicBatchApi:
             )
         except anthropic.APIStatusError as exc:
             raise _classify_create_error(exc) from None
-        except (anthropic.APIConnectionError, anthropic.APIResponseValidationError) as exc:
+        except (
+            anthropic.APIConnectionError,
+            anthropic.APIResponseValidationError,
+            json.JSONDecodeError,
+        ) as exc:
             raise CreateOutcomeUnknown(f"create outcome unknown: {type(exc).__name__}") from None
-        return to_remote(batch)
+        try:
+            return to_remote(batch)
+        except ApiUnavailable as exc:
+            raise CreateOutcomeUnknown(f"create outcome unknown: {exc}") from None
 
     def retrieve(self, remote_id: str) -> RemoteBatch:
         with _unavailable_on_transient():
@@ -128,7 +150,13 @@ def _unavailable_on_transient() -> Iterator[None]:
         yield
     except anthropic.NotFoundError as exc:
         raise RemoteBatchGone(f"HTTP 404 {_error_type(exc)}: {_error_message(exc)}") from None
-    except anthropic.APIConnectionError as exc:
+    except (
+        anthropic.APIConnectionError,
+        anthropic.APIResponseValidationError,
+        json.JSONDecodeError,
+        # A results stream cut midway surfaces from the transport, not the SDK.
+        httpx2.TransportError,
+    ) as exc:
         raise ApiUnavailable(f"{type(exc).__name__}") from None
     except anthropic.APIStatusError as exc:
         if exc.status_code in (408, 409, 429) or exc.status_code >= 500:

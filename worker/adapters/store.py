@@ -440,6 +440,14 @@ def take_ingest_lease(session: Session, batch_id: int, now: datetime, until: dat
     return _changed(result) == 1
 
 
+def release_ingest_lease(session: Session, batch_id: int) -> None:
+    session.execute(
+        update(Batch)
+        .where(Batch.id == batch_id, Batch.state == BatchState.ENDED)
+        .values(lease_until=None)
+    )
+
+
 def extend_ingest_lease(session: Session, batch_id: int, until: datetime) -> None:
     session.execute(
         update(Batch)

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from worker.adapters import store
-from worker.adapters.batch_api import RemoteBatchGone
+from worker.adapters.batch_api import ApiUnavailable, RemoteBatchGone
 from worker.domain.cost import PriceTable, Usage
 from worker.domain.custom_ids import decode_custom_id
 from worker.domain.jsonl import iter_lines
@@ -61,6 +61,11 @@ def ingest_batch(pipeline: Pipeline, batch_id: int) -> IngestReport | None:
                 _ingest_chunk(pipeline, batch_id, lines, report)
                 with pipeline.sessions.begin() as session:
                     store.extend_ingest_lease(session, batch_id, pipeline.clock() + lease)
+    except ApiUnavailable:
+        # Give the batch back at once, so the next sweep retries without waiting out the lease.
+        with pipeline.sessions.begin() as session:
+            store.release_ingest_lease(session, batch_id)
+        raise
     except RemoteBatchGone as exc:
         # Deleted, or archived after 29 days: what was not read goes round again.
         log.error(

@@ -24,8 +24,6 @@ from worker.services.context import Pipeline
 
 log = logging.getLogger("batchline.reconcile")
 
-# Allowance for clock differences between this machine and the API.
-CLOCK_SKEW = timedelta(seconds=60)
 STRAY_HORIZON = timedelta(hours=24)
 
 
@@ -40,7 +38,8 @@ class ReconcileReport:
 def reconcile(pipeline: Pipeline) -> ReconcileReport:
     report = ReconcileReport()
     now = pipeline.clock()
-    settle = timedelta(seconds=pipeline.settings.create_timeout_seconds) + CLOCK_SKEW
+    skew = timedelta(seconds=pipeline.settings.clock_skew_seconds)
+    settle = timedelta(seconds=pipeline.settings.create_timeout_seconds) + skew
     with pipeline.sessions.begin() as session:
         for batch_id in store.stale_submissions(session, now - settle):
             if store.record_outcome_unknown(session, batch_id, "create never recorded", now):
@@ -49,7 +48,7 @@ def reconcile(pipeline: Pipeline) -> ReconcileReport:
     if since is None:
         return report
     try:
-        remotes = list(pipeline.api.list_recent(since - CLOCK_SKEW))
+        remotes = list(pipeline.api.list_recent(since - skew))
     except ApiUnavailable as exc:
         log.warning("reconcile could not list batches, next run retries: %s", exc)
         return report
@@ -57,7 +56,7 @@ def reconcile(pipeline: Pipeline) -> ReconcileReport:
         known = store.known_remote_ids(session, [r.id for r in remotes])
         ripe = [r for r in remotes if r.id not in known and r.created_at <= now - settle]
         for batch in store.unknown_batches(session):
-            match = _match(batch.request_count, batch.submit_started_at, ripe)
+            match = _match(batch.request_count, batch.submit_started_at, ripe, skew)
             if match is not None:
                 ripe.remove(match)
                 if store.adopt_remote(session, batch.id, match, now):
@@ -96,9 +95,11 @@ def _given_up(started: datetime | None, cutoff: datetime) -> bool:
     return started is not None and started < cutoff
 
 
-def _match(count: int, started: datetime | None, ripe: list[RemoteBatch]) -> RemoteBatch | None:
+def _match(
+    count: int, started: datetime | None, ripe: list[RemoteBatch], skew: timedelta
+) -> RemoteBatch | None:
     if started is None:
         return None
-    fits = [r for r in ripe if r.request_count == count and r.created_at >= started - CLOCK_SKEW]
+    fits = [r for r in ripe if r.request_count == count and r.created_at >= started - skew]
     # The earliest fitting batch is the one the first create made.
     return min(fits, key=lambda r: r.created_at, default=None)
