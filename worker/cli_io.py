@@ -19,6 +19,7 @@ import orjson
 from rich.progress import Progress
 
 from worker.cli import cli, friendly_errors, load_settings
+from worker.database import session_scope
 from worker.domain.custom_ids import CUSTOM_ID_PATTERN
 from worker.domain.validation import InvalidRequest, encode_params
 
@@ -157,8 +158,6 @@ CSV_COLUMNS = [
 @friendly_errors
 def results_export(fmt: str, batch_id: int | None, state: str | None, output: Path | None) -> None:
     """Stream results as JSONL in the API's own per-line shape, or as CSV."""
-    from worker.cli_ops import session_scope
-
     with session_scope(load_settings()) as session, _open(output) as out:
         from worker.adapters.queries import export_rows
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,12 +14,11 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from worker import ledger
 from worker.adapters import maintenance, queries, store
 from worker.cli import cli, friendly_errors, load_settings
-from worker.database import READ_ONLY, make_engine, make_session_factory
+from worker.database import session_scope
 from worker.keys import RedisKeys
 from worker.settings import Settings
 
@@ -28,19 +26,6 @@ from worker.settings import Settings
 def out() -> Console:
     """A console on the current stdout; wide when piped, so tables are not cut."""
     return Console(width=None if sys.stdout.isatty() else 200)
-
-
-@contextmanager
-def session_scope(settings: Settings, write: bool = False) -> Iterator[Session]:
-    engine = make_engine(settings.database_url)
-    # Dispose the base engine, not an options view of it: that closes the pool.
-    bound = engine if write else engine.execution_options(**{READ_ONLY: True})
-    try:
-        factory = make_session_factory(bound)
-        with factory.begin() if write else factory() as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 def queue_depth(settings: Settings) -> int | None:
@@ -129,6 +114,14 @@ def _in_flight_table(rows: Sequence[tuple[Any, ...]]) -> Table:
     return table
 
 
+def fields_table(title: str, obj: object, names: str) -> Table:
+    """A two-column table of the named attributes of one object."""
+    table = Table(show_header=False, title=title)
+    for name in names.split():
+        table.add_row(name, str(getattr(obj, name)))
+    return table
+
+
 def _counts(counts: dict[str, int]) -> str:
     return "  ".join(f"{k} {v:,}" for k, v in sorted(counts.items())) or "none"
 
@@ -207,29 +200,14 @@ def batches_show(batch_id: int) -> None:
         batch = store.get_batch(session, batch_id)
         if batch is None:
             raise click.ClickException(f"no batch {batch_id}")
-        table = Table(show_header=False, title=f"batch {batch_id}")
-        for name in (
-            "remote_id",
-            "state",
-            "origin",
-            "processing_status",
-            "request_count",
-            "body_bytes",
-            "count_succeeded",
-            "count_errored",
-            "count_canceled",
-            "count_expired",
-            "submit_tries",
-            "cancel_requested",
-            "error",
-            "created_at",
-            "submitted_at",
-            "remote_created_at",
-            "remote_expires_at",
-            "remote_ended_at",
+        table = fields_table(
+            f"batch {batch_id}",
+            batch,
+            "remote_id state origin processing_status request_count body_bytes count_succeeded "
+            "count_errored count_canceled count_expired submit_tries cancel_requested error "
+            "created_at submitted_at remote_created_at remote_expires_at remote_ended_at "
             "ingested_at",
-        ):
-            table.add_row(name, str(getattr(batch, name)))
+        )
         table.add_row("requests", _counts(queries.batch_request_states(session, batch_id)))
         cache = queries.batch_cache_stats(session, batch_id)
         table.add_row(
@@ -266,19 +244,12 @@ def requests_show(request_id: str) -> None:
         view = queries.request_view(session, request_id)
         if view is None:
             raise click.ClickException(f"no request {request_id} in SQL (still in intake?)")
-        table = Table(show_header=False, title=f"request {request_id}")
-        for name in (
-            "state",
-            "idempotency_key",
-            "batch_id",
-            "attempts",
-            "charged_attempts",
-            "last_error",
-            "tags",
-            "created_at",
-            "finished_at",
-        ):
-            table.add_row(name, str(getattr(view, name)))
+        table = fields_table(
+            f"request {request_id}",
+            view,
+            "state idempotency_key batch_id attempts charged_attempts last_error tags "
+            "created_at finished_at",
+        )
         history = Table(title="attempts")
         for column in ("batch", "custom_id", "result", "error", "input", "output", "duplicate"):
             history.add_column(column)

@@ -6,10 +6,13 @@ cancel is sent by its next poll), so they are safe to call from anywhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+from sqlalchemy.orm import Session
+
 from worker.adapters import store
-from worker.database import make_engine, make_session_factory
+from worker.database import session_scope
 from worker.settings import Settings
 
 
@@ -23,11 +26,6 @@ def cancel_request(request_id: str, settings: Settings | None = None) -> bool:
     return _in_transaction(settings, lambda s, now: store.cancel_queued_request(s, request_id, now))
 
 
-def _in_transaction(settings: Settings | None, action: object) -> bool:
-    config = settings or Settings.from_env()
-    engine = make_engine(config.database_url)
-    try:
-        with make_session_factory(engine).begin() as session:
-            return bool(action(session, datetime.now(UTC)))  # type: ignore[operator]
-    finally:
-        engine.dispose()
+def _in_transaction(settings: Settings | None, action: Callable[[Session, datetime], bool]) -> bool:
+    with session_scope(settings or Settings.from_env(), write=True) as session:
+        return action(session, datetime.now(UTC))

@@ -8,12 +8,16 @@ fork corrupts both processes' protocol state.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from worker.settings import Settings
 
 # Execution option for a connection that only reads (see _sqlite_engine).
 READ_ONLY = "batchline_read_only"
@@ -57,6 +61,21 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+@contextmanager
+def session_scope(settings: Settings, write: bool = False) -> Iterator[Session]:
+    """A session on a short-lived engine, for commands: committed when `write`, and
+    every connection closed after."""
+    engine = make_engine(settings.database_url)
+    # Dispose the base engine, not an options view of it: that closes the pool.
+    bound = engine if write else engine.execution_options(**{READ_ONLY: True})
+    try:
+        factory = make_session_factory(bound)
+        with factory.begin() if write else factory() as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

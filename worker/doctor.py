@@ -17,7 +17,7 @@ from worker.adapters import queries, store
 from worker.adapters.anthropic_api import DEFAULT_BASE_URL
 from worker.adapters.redis_health import redis_problems
 from worker.cli import cli, load_settings
-from worker.database import current_and_head, make_engine, make_session_factory
+from worker.database import current_and_head, make_engine, make_session_factory, session_scope
 from worker.ledger import spend_cap_reached
 from worker.settings import Settings
 
@@ -202,11 +202,6 @@ def doctor() -> None:
 @cli.command()
 def resume() -> None:
     """Resume submission after it was paused (billing, authentication, spend limit)."""
-    settings = load_settings()
-    engine = make_engine(settings.database_url)
-    try:
-        with make_session_factory(engine).begin() as session:
-            was = store.resume_submission(session)
-    finally:
-        engine.dispose()
+    with session_scope(load_settings(), write=True) as session:
+        was = store.resume_submission(session)
     click.echo("submission resumed" if was else "submission was not paused")
