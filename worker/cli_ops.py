@@ -17,6 +17,7 @@ from rich.table import Table
 
 from worker import ledger
 from worker.adapters import maintenance, queries, store
+from worker.adapters.intake import RedisIntakeStream
 from worker.cli import cli, friendly_errors, load_settings
 from worker.database import session_scope
 from worker.keys import RedisKeys
@@ -31,7 +32,7 @@ def out() -> Console:
 def queue_depth(settings: Settings) -> int | None:
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
     try:
-        return int(client.xlen(RedisKeys(settings.stream_key_prefix).intake_stream))
+        return RedisIntakeStream(client, RedisKeys(settings.stream_key_prefix)).depth()
     except redis.RedisError:
         return None
     finally:

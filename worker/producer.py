@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis
 
 from worker.adapters.intake import IntakeEntry, RedisIntakeStream
@@ -83,58 +84,58 @@ class Producer:
     def enqueue_many(
         self, items: Iterable[Mapping[str, Any] | Item], *, chunk: int = 1_000
     ) -> list[RequestHandle]:
-        """Enqueue many requests, pipelined. All are checked before any is written."""
-        entries: list[tuple[IntakeEntry, str | None]] = []
+        """Enqueue many requests, bundled and pipelined. All are checked before any is written."""
+        options = [item if isinstance(item, Item) else Item(item) for item in items]
         seen_keys: set[str] = set()
-        for index, item in enumerate(items):
-            one = item if isinstance(item, Item) else Item(item)
+        # First pass checks only: holding every encoded body at once would cost
+        # more in fresh memory than encoding each twice (see bench/README.md).
+        tags: list[dict[str, Any]] = []
+        for index, one in enumerate(options):
             try:
-                entry, checked_key = self._entry(one)
+                encode_params(one.params)
+                tags.append(_check_options(one))
             except InvalidRequest as exc:
                 raise InvalidRequest(f"item {index}: {exc}") from None
-            if checked_key is not None:
-                if checked_key in seen_keys:
-                    raise InvalidRequest(f"item {index}: key {checked_key!r} appears twice")
-                seen_keys.add(checked_key)
-            entries.append((entry, checked_key))
+            if one.key is not None:
+                if one.key in seen_keys:
+                    raise InvalidRequest(f"item {index}: key {one.key!r} appears twice")
+                seen_keys.add(one.key)
         handles: list[RequestHandle] = []
-        for start in range(0, len(entries), chunk):
-            part = entries[start : start + chunk]
-            plain = [e for e, k in part if k is None]
-            self._stream.add_many(plain)
-            ids = {e.request_id: e.request_id for e in plain}
-            for entry, checked_key in part:
-                if checked_key is not None:
-                    ids[entry.request_id] = self._stream.add(
-                        entry, checked_key, self.settings.idempotency_ttl_seconds
+        for start in range(0, len(options), chunk):
+            part = options[start : start + chunk]
+            entries = [
+                self._checked_entry(one, orjson.dumps(dict(one.params)), tags[start + offset])
+                for offset, one in enumerate(part)
+            ]
+            self._stream.add_many(
+                [entry for entry, one in zip(entries, part, strict=True) if one.key is None]
+            )
+            for entry, one in zip(entries, part, strict=True):
+                request_id = entry.request_id
+                if one.key is not None:
+                    request_id = self._stream.add(
+                        entry, one.key, self.settings.idempotency_ttl_seconds
                     )
-            handles.extend(RequestHandle(ids[e.request_id], self) for e, _ in part)
+                handles.append(RequestHandle(request_id, self))
         return handles
 
     def _entry(self, item: Item) -> tuple[IntakeEntry, str | None]:
         body = encode_params(item.params)
-        key = check_key(item.key)
-        tags = check_tags(item.tags)
-        if item.on_result is not None and (
-            not isinstance(item.on_result, str) or not item.on_result.strip()
-        ):
-            raise InvalidRequest("on_result must be the name of a Celery task")
-        if item.max_attempts is not None and (
-            isinstance(item.max_attempts, bool)
-            or not isinstance(item.max_attempts, int)
-            or not 1 <= item.max_attempts <= 100
-        ):
-            raise InvalidRequest("max_attempts must be an integer from 1 to 100")
+        return self._checked_entry(item, body, _check_options(item)), item.key
+
+    @staticmethod
+    def _checked_entry(item: Item, body: bytes, tags: dict[str, Any]) -> IntakeEntry:
+        """The stream entry for an item whose params and options were checked."""
         meta: dict[str, Any] = {"model": item.params["model"], "t": round(time.time(), 3)}
-        if key is not None:
-            meta["key"] = key
+        if item.key is not None:
+            meta["key"] = item.key
         if tags:
             meta["tags"] = tags
         if item.on_result is not None:
             meta["on_result"] = item.on_result
         if item.max_attempts is not None:
             meta["max_attempts"] = item.max_attempts
-        return IntakeEntry(new_request_id(), body, meta), key
+        return IntakeEntry(new_request_id(), body, meta)
 
     def handle(self, request_id: str) -> RequestHandle:
         return RequestHandle(request_id, self)
@@ -146,6 +147,23 @@ class Producer:
     def handle_for_key(self, key: str) -> RequestHandle | None:
         request_id = self._stream.lookup_key(key) or self.reader.id_for_key(key)
         return None if request_id is None else RequestHandle(request_id, self)
+
+
+def _check_options(item: Item) -> dict[str, Any]:
+    """Check an item's options; returns its tags, normalised."""
+    check_key(item.key)
+    tags = check_tags(item.tags)
+    if item.on_result is not None and (
+        not isinstance(item.on_result, str) or not item.on_result.strip()
+    ):
+        raise InvalidRequest("on_result must be the name of a Celery task")
+    if item.max_attempts is not None and (
+        isinstance(item.max_attempts, bool)
+        or not isinstance(item.max_attempts, int)
+        or not 1 <= item.max_attempts <= 100
+    ):
+        raise InvalidRequest("max_attempts must be an integer from 1 to 100")
+    return tags
 
 
 _default: Producer | None = None

@@ -4,11 +4,18 @@ Delivery is at-least-once: an entry is acknowledged and deleted only after the
 SQL transaction holding it commits, and entries left pending by a consumer that
 died are reclaimed with XAUTOCLAIM. SQL inserts are idempotent on the request
 id, so a re-delivered entry changes nothing.
+
+An entry holds one request or, from `enqueue_many`, a bundle of up to
+BUNDLE_MAX_REQUESTS: ids joined by spaces, params and metas by newlines (compact
+JSON never holds a raw newline). Per-command overhead, not bytes, bounds what
+Redis and redis-py take in, and a bundle pays it once for many requests. A
+counter beside the stream holds the requests bundles add beyond one an entry,
+so the queue depth stays a count of requests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -16,6 +23,9 @@ import orjson
 import redis
 
 from worker.keys import RedisKeys
+
+BUNDLE_MAX_REQUESTS = 100
+BUNDLE_MAX_BYTES = 1 << 20
 
 # Sets the idempotency key and adds the entry in one step. Closes the race
 # where two producers with the same key both see it absent and both enqueue.
@@ -25,6 +35,19 @@ if existing then return existing end
 redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[4])
 redis.call('XADD', KEYS[1], '*', 'id', ARGV[1], 'p', ARGV[2], 'm', ARGV[3])
 return ARGV[1]
+"""
+
+# Deletes and acknowledges entries, and takes the extra requests of the bundles
+# it really deleted off the depth counter: an entry acknowledged twice (after a
+# reclaim) is counted once.
+_ACK = """
+local extra = 0
+for i = 2, #ARGV, 2 do
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
+  if redis.call('XDEL', KEYS[1], ARGV[i]) == 1 then extra = extra + tonumber(ARGV[i + 1]) end
+end
+if extra > 0 then redis.call('DECRBY', KEYS[2], extra) end
+return extra
 """
 
 
@@ -48,9 +71,9 @@ class IntakeStream(Protocol):
 
     def add_many(self, entries: Sequence[IntakeEntry]) -> None: ...
 
-    def read(self, consumer: str, count: int, reclaim_idle_ms: int) -> list[StreamEntry]: ...
+    def read(self, consumer: str, max_requests: int, reclaim_idle_ms: int) -> list[StreamEntry]: ...
 
-    def ack(self, entry_ids: Sequence[bytes]) -> None: ...
+    def ack(self, entries: Sequence[StreamEntry]) -> None: ...
 
     def dead_letter(self, entries: Sequence[StreamEntry], reason: str) -> None: ...
 
@@ -61,18 +84,48 @@ def encode_fields(entry: IntakeEntry) -> dict[str, bytes | str]:
     return {"id": entry.request_id, "p": entry.params, "m": orjson.dumps(entry.meta)}
 
 
-def decode_entry(raw: StreamEntry) -> IntakeEntry:
-    """Read an entry back; raises ValueError on anything not written by enqueue."""
+def encode_bundle(entries: Sequence[IntakeEntry]) -> dict[str, bytes]:
+    """Several requests as one stream entry (see the module docstring)."""
+    return {
+        "id": b" ".join(e.request_id.encode("ascii") for e in entries),
+        "p": b"\n".join(e.params for e in entries),
+        "m": b"\n".join(orjson.dumps(e.meta) for e in entries),
+    }
+
+
+def bundles(entries: Sequence[IntakeEntry]) -> Iterator[Sequence[IntakeEntry]]:
+    """Consecutive runs of at most BUNDLE_MAX_REQUESTS entries and about BUNDLE_MAX_BYTES."""
+    start, size = 0, 0
+    for index, entry in enumerate(entries):
+        if index > start and (
+            index - start >= BUNDLE_MAX_REQUESTS or size + len(entry.params) > BUNDLE_MAX_BYTES
+        ):
+            yield entries[start:index]
+            start, size = index, 0
+        size += len(entry.params)
+    if start < len(entries):
+        yield entries[start:]
+
+
+def requests_in(raw: StreamEntry) -> int:
+    return raw.fields.get(b"id", b"").count(b" ") + 1
+
+
+def decode_entries(raw: StreamEntry) -> list[IntakeEntry]:
+    """The requests an entry holds; raises ValueError on anything not written by enqueue."""
     try:
-        request_id = raw.fields[b"id"].decode("ascii")
-        meta = orjson.loads(raw.fields[b"m"])
-        params = raw.fields[b"p"]
-        orjson.loads(params)
-    except (KeyError, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
+        ids = raw.fields[b"id"].decode("ascii").split(" ")
+        params = raw.fields[b"p"].split(b"\n")
+        metas = [orjson.loads(m) for m in raw.fields[b"m"].split(b"\n")]
+        if not len(ids) == len(params) == len(metas):
+            raise ValueError("ids, params and metas differ in number")
+        for body in params:
+            orjson.loads(body)
+    except (KeyError, UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"unreadable intake entry {raw.entry_id!r}: {exc}") from None
-    if not isinstance(meta, dict):
+    if not all(isinstance(meta, dict) for meta in metas):
         raise ValueError(f"unreadable intake entry {raw.entry_id!r}: meta is not an object")
-    return IntakeEntry(request_id, params, meta)
+    return [IntakeEntry(i, p, m) for i, p, m in zip(ids, params, metas, strict=True)]
 
 
 class RedisIntakeStream:
@@ -80,6 +133,7 @@ class RedisIntakeStream:
         self._redis = client
         self._keys = keys
         self._enqueue_with_key = client.register_script(_ENQUEUE_WITH_KEY)
+        self._ack = client.register_script(_ACK)
         self._group_ready = False
 
     def add(self, entry: IntakeEntry, key: str | None, key_ttl: int) -> str:
@@ -94,10 +148,19 @@ class RedisIntakeStream:
         return winner.decode() if isinstance(winner, bytes) else str(winner)
 
     def add_many(self, entries: Sequence[IntakeEntry]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        for entry in entries:
-            pipe.xadd(self._keys.intake_stream, encode_fields(entry))  # type: ignore[arg-type]
+        # One MULTI: the bundles and the depth counter's share of them land together.
+        pipe = self._redis.pipeline(transaction=True)
+        extra = 0
+        for bundle in bundles(entries):
+            pipe.xadd(self._keys.intake_stream, encode_bundle(bundle))  # type: ignore[arg-type]
+            extra += len(bundle) - 1
+        if extra:
+            pipe.incrby(self._bundled_extra, extra)
         pipe.execute()
+
+    @property
+    def _bundled_extra(self) -> str:
+        return self._keys.intake_stream + ":bundled-extra"
 
     def lookup_key(self, key: str) -> str | None:
         value = self._redis.get(self._keys.idempotency(key))
@@ -116,30 +179,34 @@ class RedisIntakeStream:
                 raise
         self._group_ready = True
 
-    def read(self, consumer: str, count: int, reclaim_idle_ms: int) -> list[StreamEntry]:
+    def read(self, consumer: str, max_requests: int, reclaim_idle_ms: int) -> list[StreamEntry]:
+        """Entries holding about `max_requests` requests (at most twice that)."""
         self.ensure_group()
         stream, group = self._keys.intake_stream, self._keys.intake_group
+        # An entry may be a bundle: asking for this many entries at a time keeps
+        # a read near max_requests whatever mix of bundles and singles waits.
+        per_read = max(1, max_requests // BUNDLE_MAX_REQUESTS)
         reclaimed: Any = self._redis.xautoclaim(
-            stream, group, consumer, min_idle_time=reclaim_idle_ms, start_id="0-0", count=count
+            stream, group, consumer, min_idle_time=reclaim_idle_ms, start_id="0-0", count=per_read
         )
         entries = _to_entries(reclaimed[1])
-        if len(entries) < count:
-            fresh: Any = self._redis.xreadgroup(
-                group, consumer, {stream: ">"}, count=count - len(entries)
-            )
-            for _stream, items in fresh or []:
-                entries.extend(_to_entries(items))
+        held = sum(requests_in(e) for e in entries)
+        while held < max_requests:
+            fresh: Any = self._redis.xreadgroup(group, consumer, {stream: ">"}, count=per_read)
+            got = [e for _stream, items in fresh or [] for e in _to_entries(items)]
+            entries.extend(got)
+            held += sum(requests_in(e) for e in got)
+            if len(got) < per_read:
+                break
         return entries
 
-    def ack(self, entry_ids: Sequence[bytes]) -> None:
-        if not entry_ids:
+    def ack(self, entries: Sequence[StreamEntry]) -> None:
+        if not entries:
             return
-        # Acknowledge and delete together, so an acked entry never lingers in the
-        # stream and a deleted one never stays pending.
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.xack(self._keys.intake_stream, self._keys.intake_group, *entry_ids)
-        pipe.xdel(self._keys.intake_stream, *entry_ids)
-        pipe.execute()
+        args: list[Any] = [self._keys.intake_group]
+        for entry in entries:
+            args += [entry.entry_id, requests_in(entry) - 1]
+        self._ack(keys=[self._keys.intake_stream, self._bundled_extra], args=args)
 
     def dead_letter(self, entries: Sequence[StreamEntry], reason: str) -> None:
         if not entries:
@@ -149,12 +216,17 @@ class RedisIntakeStream:
             fields: dict[Any, Any] = dict(entry.fields)
             fields[b"reason"] = reason.encode()
             pipe.xadd(self._keys.dead_letters, fields)
-        pipe.xack(self._keys.intake_stream, self._keys.intake_group, *[e.entry_id for e in entries])
-        pipe.xdel(self._keys.intake_stream, *[e.entry_id for e in entries])
         pipe.execute()
+        # After the copy: a crash between the two leaves the entry to be dead-lettered again.
+        self.ack(entries)
 
     def depth(self) -> int:
-        return int(self._redis.xlen(self._keys.intake_stream))
+        """Requests waiting in the stream (bundles counted by what they hold)."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.xlen(self._keys.intake_stream)
+        pipe.get(self._bundled_extra)
+        entries, extra = pipe.execute()
+        return int(entries) + int(extra or 0)
 
 
 def _to_entries(items: Iterable[Any]) -> list[StreamEntry]:

@@ -11,14 +11,28 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Engine,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models import Batch, CachePrimer, Control, Request, Result
+from worker.adapters import bulk
 from worker.adapters.batch_api import RemoteBatch
 from worker.domain.custom_ids import encode_custom_id
 from worker.domain.prefix import with_hour_breakpoints
@@ -38,6 +52,14 @@ def chunks(items: Sequence[Any], size: int = ID_CHUNK) -> Iterator[Sequence[Any]
         yield items[start : start + size]
 
 
+def _among(session: Session, column: Any, values: Sequence[str]) -> Any:
+    """`column IN values`; on PostgreSQL as `= ANY(one array parameter)`, because an
+    IN list of thousands of parameters makes psycopg parse a query that long."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
+    return column.in_(values)
+
+
 def _insert(session: Session, table: Any) -> Any:
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
@@ -48,16 +70,13 @@ def _insert(session: Session, table: Any) -> Any:
 
 def insert_requests(session: Session, rows: Sequence[dict[str, Any]]) -> int:
     """Insert new requests; ids (and idempotency keys) already present are skipped."""
-    if not rows:
-        return 0
-    stmt = _insert(session, Request.__table__).on_conflict_do_nothing().returning(Request.id)
-    return len(session.execute(stmt, list(rows)).all())
+    return len(bulk.insert_missing(session, cast(Table, Request.__table__), rows))
 
 
 def existing_request_ids(session: Session, request_ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for part in chunks(list(request_ids)):
-        found.update(session.scalars(select(Request.id).where(Request.id.in_(part))))
+        found.update(session.scalars(select(Request.id).where(_among(session, Request.id, part))))
     return found
 
 
@@ -126,7 +145,7 @@ def create_batch_intent(
         moved += _changed(
             session.execute(
                 update(Request)
-                .where(Request.id.in_(part), Request.state == RequestState.QUEUED)
+                .where(_among(session, Request.id, part), Request.state == RequestState.QUEUED)
                 .values(
                     state=RequestState.IN_BATCH,
                     batch_id=batch.id,
@@ -479,7 +498,7 @@ def load_members(session: Session, request_ids: Sequence[str]) -> dict[str, Memb
                 Request.charged_attempts,
                 Request.max_attempts,
                 Request.on_result,
-            ).where(Request.id.in_(part))
+            ).where(_among(session, Request.id, part))
         )
         for row in rows:
             out[row[0]] = Member(*row)
@@ -488,21 +507,21 @@ def load_members(session: Session, request_ids: Sequence[str]) -> dict[str, Memb
 
 def insert_results(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
     """Insert result rows; returns the custom_ids that were new (not seen before)."""
-    if not rows:
-        return set()
-    stmt = (
-        _insert(session, Result.__table__)
-        .on_conflict_do_nothing(index_elements=["batch_id", "custom_id"])
-        .returning(Result.custom_id)
+    new = bulk.insert_missing(
+        session,
+        cast(Table, Result.__table__),
+        rows,
+        conflict=["batch_id", "custom_id"],
+        returning="custom_id",
     )
-    return set(session.execute(stmt, list(rows)).scalars())
+    return set(new)
 
 
 def mark_duplicates(session: Session, batch_id: int, custom_ids: Sequence[str]) -> None:
     for part in chunks(list(custom_ids)):
         session.execute(
             update(Result)
-            .where(Result.batch_id == batch_id, Result.custom_id.in_(part))
+            .where(Result.batch_id == batch_id, _among(session, Result.custom_id, part))
             .values(duplicate=True)
         )
 
@@ -534,7 +553,7 @@ def settle_requests(
         stmt = (
             update(Request)
             .where(
-                Request.id.in_(part),
+                _among(session, Request.id, part),
                 Request.state == RequestState.IN_BATCH,
                 Request.batch_id == batch_id,
             )

@@ -41,6 +41,7 @@ KNOWN_PARAMS = frozenset(
 # Sampling parameters the API reference still documents though this SDK's types
 # dropped them; accepted (the emulator does too) when they are numbers.
 SAMPLING_PARAMS = frozenset({"temperature", "top_p", "top_k"})
+ALLOWED_PARAMS = KNOWN_PARAMS | SAMPLING_PARAMS | {"stream"}
 ROLES = frozenset({"user", "assistant"})
 # A batch holds at most 256 MB; one request must leave room for its envelope.
 MAX_REQUEST_BYTES = 255_000_000
@@ -100,9 +101,8 @@ def check_tags(tags: object) -> dict[str, str | int | float | bool | None]:
 
 
 def _check_shape(params: Mapping[Any, Any]) -> None:
-    allowed = KNOWN_PARAMS | SAMPLING_PARAMS | {"stream"}
-    unknown = sorted(str(k) for k in params if k not in allowed)
-    if unknown:
+    if not ALLOWED_PARAMS.issuperset(params):
+        unknown = sorted(str(k) for k in params if k not in ALLOWED_PARAMS)
         raise InvalidRequest(f"unknown parameter(s): {', '.join(unknown)}")
     if params.get("stream"):
         raise InvalidRequest("stream must not be true: batch requests are not streamed")
@@ -115,6 +115,10 @@ def _check_shape(params: Mapping[Any, Any]) -> None:
             f"max_tokens is required and must be an integer >= 1, got {max_tokens!r}"
         )
     _check_messages(params.get("messages"))
+    _check_optional(params)
+
+
+def _check_optional(params: Mapping[Any, Any]) -> None:
     system = params.get("system")
     if system is not None and not isinstance(system, str | list):
         raise InvalidRequest("system must be a string or a list of content blocks")
@@ -125,12 +129,13 @@ def _check_shape(params: Mapping[Any, Any]) -> None:
         raise InvalidRequest("stop_sequences must be a list of strings")
     if params.get("tools") is not None and not isinstance(params["tools"], list):
         raise InvalidRequest("tools must be a list")
-    for name in SAMPLING_PARAMS & params.keys():
-        value = params[name]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidRequest(f"{name} must be a number, got {value!r:.40}")
+    if not SAMPLING_PARAMS.isdisjoint(params):
+        for name in SAMPLING_PARAMS & params.keys():
+            value = params[name]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidRequest(f"{name} must be a number, got {value!r:.40}")
     for name in ("metadata", "tool_choice", "thinking"):
-        if params.get(name) is not None and not isinstance(params[name], Mapping):
+        if params.get(name) is not None and not isinstance(params[name], dict | Mapping):
             raise InvalidRequest(f"{name} must be a mapping")
 
 
@@ -138,7 +143,7 @@ def _check_messages(messages: object) -> None:
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages is required and must be a non-empty list")
     for i, message in enumerate(messages):
-        if not isinstance(message, Mapping):
+        if not isinstance(message, dict | Mapping):
             raise InvalidRequest(f"messages[{i}] must be a mapping")
         if message.get("role") not in ROLES:
             raise InvalidRequest(f"messages[{i}].role must be 'user' or 'assistant'")
@@ -148,19 +153,58 @@ def _check_messages(messages: object) -> None:
         if not isinstance(content, list):
             raise InvalidRequest(f"messages[{i}].content must be a string or a list of blocks")
         for j, block in enumerate(content):
-            if not isinstance(block, Mapping) or not isinstance(block.get("type"), str):
+            if not isinstance(block, dict | Mapping) or not isinstance(block.get("type"), str):
                 raise InvalidRequest(f"messages[{i}].content[{j}] must be a block with a type")
 
 
 def _check_json_values(value: object, where: str) -> None:
     # orjson writes NaN and infinities as null: refuse them rather than change data.
+    # The walk is on every enqueue's hot path, so it builds no path strings;
+    # only a value that fails is walked again to name where it is.
+    if not _json_values_ok(value):
+        raise InvalidRequest(_first_bad_value(value, where))
+
+
+def _json_values_ok(value: object) -> bool:
+    # Plain loops and exact-type tests for leaves: this runs on every enqueue, and
+    # generator expressions or ABC isinstance checks would cost more than the XADD.
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            kind = type(item)
+            if kind is str or kind is int or kind is bool or item is None:
+                continue
+            if not _json_values_ok(item):
+                return False
+        return True
+    if isinstance(value, list | tuple):
+        for item in value:
+            kind = type(item)
+            if kind is str or kind is int or kind is bool or item is None:
+                continue
+            if not _json_values_ok(item):
+                return False
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _json_values_ok(v) for k, v in value.items())
+    return True  # anything else is for orjson to accept or refuse
+
+
+def _first_bad_value(value: object, where: str) -> str:
     if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidRequest(f"{where} holds a non-finite number ({value})")
+        return f"{where} holds a non-finite number ({value})"
+    items: list[tuple[str, object]] = []
     if isinstance(value, Mapping):
         for k, v in value.items():
             if not isinstance(k, str):
-                raise InvalidRequest(f"{where} has a non-string key {k!r:.40}")
-            _check_json_values(v, f"{where}.{k}")
+                return f"{where} has a non-string key {k!r:.40}"
+            items.append((f"{where}.{k}", v))
     elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            _check_json_values(v, f"{where}[{i}]")
+        items = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    for path, v in items:
+        if not _json_values_ok(v):
+            return _first_bad_value(v, path)
+    return f"{where} holds a value that cannot be sent"

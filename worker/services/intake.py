@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy.orm import Session
 
 from worker.adapters import store
-from worker.adapters.intake import IntakeEntry, StreamEntry, decode_entry
+from worker.adapters.intake import IntakeEntry, StreamEntry, decode_entries
 from worker.domain.prefix import prefix_hash
 from worker.domain.states import RequestState
 from worker.services.context import Pipeline
@@ -38,7 +38,8 @@ def _move_chunk(pipeline: Pipeline, raw: list[StreamEntry]) -> int:
     now = pipeline.clock()
     for entry in raw:
         try:
-            rows.append(_row(decode_entry(entry), pipeline, now))
+            # Whole entries only: a bundle with one bad request is dead-lettered entire.
+            rows.extend([_row(request, pipeline, now) for request in decode_entries(entry)])
         except (ValueError, KeyError, TypeError) as exc:
             log.error("intake entry unreadable, dead-lettered: %s", exc)
             bad.append(entry)
@@ -47,7 +48,7 @@ def _move_chunk(pipeline: Pipeline, raw: list[StreamEntry]) -> int:
         if inserted < len(rows):
             _settle_key_reuse(session, rows, now)
     # Only after the commit: an entry acked before it would be lost by a crash here.
-    pipeline.intake.ack([e.entry_id for e in raw if e not in bad])
+    pipeline.intake.ack([e for e in raw if e not in bad])
     pipeline.intake.dead_letter(bad, "unreadable")
     return len(rows)
 

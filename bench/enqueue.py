@@ -1,0 +1,111 @@
+"""Enqueueing: batchline's producer against raw redis-py XADD of the same payload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from bench.data import request_bodies
+from bench.environment import fresh_redis
+from bench.report import Emit, Figure, at_least
+from bench.timing import interleaved
+from worker.adapters.intake import IntakeEntry, encode_fields
+from worker.domain.custom_ids import new_request_id
+from worker.keys import RedisKeys
+from worker.producer import Producer
+from worker.settings import Settings
+
+PIPELINE_CHUNK = 1_000
+
+
+def _raw_fields(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What an enqueue writes, encoded ahead of time: the floor does no work of ours."""
+    import orjson
+
+    return [
+        encode_fields(IntakeEntry(new_request_id(), orjson.dumps(b), {"model": b["model"]}))
+        for b in bodies
+    ]
+
+
+def one_at_a_time(redis_url: str, count: int, emit: Emit, rounds: int = 5) -> None:
+    client = fresh_redis(redis_url)
+    keys = RedisKeys("bench")
+    producer = Producer(Settings(redis_url=redis_url, stream_key_prefix="bench"), client)
+    per_round = max(count // rounds, 1)
+    bodies = request_bodies(per_round)
+    fields = _raw_fields(bodies)
+    stream = keys.intake_stream
+
+    def raw() -> None:
+        for f in fields:
+            client.xadd(stream, f)
+
+    def ours() -> None:
+        for body in bodies:
+            producer.enqueue(body)
+
+    raw()  # warm both paths (connection, script cache) before timing
+    ours()
+    client.delete(stream)
+    raw_s, ours_s = interleaved(raw, ours, rounds)
+    client.delete(stream)
+    raw_rate, our_rate = per_round / raw_s, per_round / ours_s
+    emit(Figure("enqueue one at a time", our_rate, "req/s"))
+    emit(Figure("  raw XADD round trip (baseline)", raw_rate, "req/s"))
+    emit(
+        Figure(
+            "  enqueue / raw XADD",
+            our_rate / raw_rate,
+            "ratio",
+            at_least(0.8),
+            f"median of {rounds} interleaved rounds of {per_round}",
+        )
+    )
+    producer.close()
+
+
+def many(redis_url: str, count: int, emit: Emit, targets: bool = True) -> None:
+    client = fresh_redis(redis_url)
+    producer = Producer(Settings(redis_url=redis_url, stream_key_prefix="bench"), client)
+    stream = RedisKeys("bench").intake_stream
+    bodies = request_bodies(count)
+    fields = _raw_fields(bodies)
+
+    def raw() -> None:
+        for start in range(0, len(fields), PIPELINE_CHUNK):
+            pipe = client.pipeline(transaction=False)
+            for f in fields[start : start + PIPELINE_CHUNK]:
+                pipe.xadd(stream, f)
+            pipe.execute()
+        client.delete(stream)
+
+    def ours() -> None:
+        producer.enqueue_many(bodies, chunk=PIPELINE_CHUNK)
+        client.delete(stream)
+
+    # Two rounds each: 100,000 requests are 150 MB in Redis, so the round is
+    # the unit, and deleting the stream after each keeps memory bounded.
+    raw_s, ours_s = interleaved(raw, ours, 2)
+    raw_rate, our_rate = count / raw_s, count / ours_s
+    emit(
+        Figure(f"enqueue_many {count:,}", our_rate, "req/s", at_least(80_000) if targets else None)
+    )
+    emit(Figure("  raw pipelined XADD (baseline)", raw_rate, "req/s"))
+    emit(
+        Figure(
+            "  enqueue_many / raw XADD",
+            our_rate / raw_rate,
+            "ratio",
+            at_least(0.5) if targets else None,
+            "median of 2 interleaved rounds",
+        )
+    )
+    producer.close()
+
+
+def run(redis_url: str, one_count: int, many_count: int, emit: Emit, targets: bool) -> None:
+    one_at_a_time(redis_url, one_count, emit)
+    many(redis_url, many_count, emit, targets)
+    redis.Redis.from_url(redis_url).flushdb()

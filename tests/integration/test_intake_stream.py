@@ -1,0 +1,152 @@
+"""The intake stream's bundles and the bulk insert beneath intake and ingestion.
+
+enqueue_many writes bundles (many requests in one stream entry); these tests
+prove a bundle comes back as exactly its requests, that a read stays bounded
+whatever mix waits, that the queue depth counts requests, and that the COPY
+path inserts only what is missing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+import redis
+from sqlalchemy import Table, func, select
+
+from models import Request
+from worker.adapters import bulk
+from worker.adapters.intake import (
+    BUNDLE_MAX_REQUESTS,
+    IntakeEntry,
+    RedisIntakeStream,
+    StreamEntry,
+    decode_entries,
+    requests_in,
+)
+from worker.database import make_engine, make_session_factory
+from worker.keys import RedisKeys
+from worker.producer import Item, Producer
+from worker.services.context import Pipeline
+from worker.services.intake import run_intake
+
+pytestmark = pytest.mark.integration
+
+PARAMS = {"model": "claude-test", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _entry(n: int) -> IntakeEntry:
+    return IntakeEntry(f"{n:032x}", b'{"model":"m","n":%d}' % n, {"model": "m"})
+
+
+def test_enqueue_many__bundles_come_back_as_exactly_their_requests(
+    pipeline: Pipeline, redis_client: redis.Redis
+) -> None:
+    items = [
+        Item({**PARAMS, "metadata": {"user_id": f"u{i}"}}, tags={"i": i}) for i in range(250)
+    ] + [Item(PARAMS, key="only-once")]
+    with Producer(pipeline.settings) as producer:
+        handles = producer.enqueue_many(items)
+        stream = RedisIntakeStream(redis_client, RedisKeys(pipeline.settings.stream_key_prefix))
+        # 250 plain requests in 3 bundles, plus the keyed one written alone.
+        assert redis_client.xlen(RedisKeys().intake_stream) == 4
+        assert stream.depth() == 251
+        assert run_intake(pipeline, "c") == 251
+        assert stream.depth() == 0
+    with pipeline.sessions() as session:
+        rows = {r.id: r for r in session.scalars(select(Request))}
+    assert set(rows) == {h.id for h in handles}
+    for index, handle in enumerate(handles[:250]):
+        assert rows[handle.id].tags == {"i": index}
+        assert f'"user_id":"u{index}"' in rows[handle.id].params
+    assert rows[handles[250].id].idempotency_key == "only-once"
+
+
+def test_read__stays_bounded_whatever_mix_of_bundles_and_singles_waits(
+    redis_client: redis.Redis,
+) -> None:
+    stream = RedisIntakeStream(redis_client, RedisKeys())
+    stream.add_many([_entry(n) for n in range(3 * BUNDLE_MAX_REQUESTS)])
+    for n in range(1_000, 1_150):
+        stream.add(_entry(n), None, 60)
+    seen: list[str] = []
+    while batch := stream.read("c", 150, 60_000):
+        held = sum(requests_in(e) for e in batch)
+        assert held <= 2 * 150, held
+        seen += [r.request_id for e in batch for r in decode_entries(e)]
+        stream.ack(batch)
+    assert len(seen) == len(set(seen)) == 3 * BUNDLE_MAX_REQUESTS + 150
+    assert stream.depth() == 0
+
+
+def test_ack__of_an_entry_already_acked_counts_its_requests_once(
+    redis_client: redis.Redis,
+) -> None:
+    stream = RedisIntakeStream(redis_client, RedisKeys())
+    stream.add_many([_entry(n) for n in range(10)])
+    stream.add_many([_entry(n) for n in range(10, 15)])
+    first = stream.read("c", 100, 60_000)
+    stream.ack(first[:1])
+    assert stream.depth() == 5
+    stream.ack(first)  # the first one again, as after a reclaim
+    assert stream.depth() == 0
+    assert int(redis_client.get(RedisKeys().intake_stream + ":bundled-extra") or 0) == 0
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {b"id": b"a b", b"p": b"{}", b"m": b"{}"},  # two ids, one body
+        {b"id": b"a", b"p": b"{}\n{}", b"m": b"{}"},
+        {b"id": b"a b", b"p": b"{}\nnot json", b"m": b"{}\n{}"},
+        {b"id": b"a", b"p": b"{}", b"m": b"[]"},
+    ],
+)
+def test_decode__a_bundle_that_does_not_add_up_is_refused(fields: dict[bytes, bytes]) -> None:
+    with pytest.raises(ValueError, match="unreadable intake entry"):
+        decode_entries(StreamEntry(b"1-0", fields))
+
+
+def _request_row(n: int) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "id": f"{n:032x}",
+        "idempotency_key": None,
+        "state": "queued",
+        "params": f'{{"n": {n}}}',
+        "params_bytes": 8,
+        "model": "m",
+        "tags": {"n": n, "s": "x\ty\\z\n"},
+        "on_result": None,
+        "batch_id": None,
+        "attempts": 0,
+        "charged_attempts": 0,
+        "max_attempts": 3,
+        "prefix_hash": None,
+        "cache_ttl_1h": False,
+        "enqueued_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def test_bulk_insert__inserts_only_what_is_missing(db_url: str) -> None:
+    engine = make_engine(db_url)
+    sessions = make_session_factory(engine)
+    table = cast(Table, Request.__table__)
+    with sessions.begin() as session:
+        assert len(bulk.insert_missing(session, table, [_request_row(n) for n in range(5)])) == 5
+    with sessions.begin() as session:
+        # Overlapping rows, twice in one transaction: the second call sees only its own rows.
+        new = bulk.insert_missing(
+            session, table, [_request_row(n) for n in range(3, 8)], returning="id"
+        )
+        assert sorted(new) == [f"{n:032x}" for n in (5, 6, 7)]
+        again = bulk.insert_missing(session, table, [_request_row(8)], returning="id")
+        assert again == [f"{8:032x}"]
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Request)) == 9
+        row = session.get(Request, f"{4:032x}")
+        assert row is not None and row.tags == {"n": 4, "s": "x\ty\\z\n"}
+    engine.dispose()
