@@ -72,6 +72,21 @@ def _copy_insert(
     return inserted
 
 
+def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """COPY rows straight into `table` (PostgreSQL only); the caller knows they are new."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
+    dbapi: Any = session.connection().connection.dbapi_connection
+    with (
+        dbapi.cursor() as cursor,
+        cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row([_copy_value(row[c], c in json_columns) for c in columns])
+
+
 def _copy_value(value: Any, is_json: bool) -> Any:
     if is_json and value is not None:
         return orjson.dumps(value).decode()

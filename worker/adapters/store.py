@@ -26,6 +26,8 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -34,7 +36,7 @@ from sqlalchemy.orm import Session
 from models import Batch, CachePrimer, Control, Request, Result
 from worker.adapters import bulk
 from worker.adapters.batch_api import RemoteBatch
-from worker.domain.custom_ids import encode_custom_id
+from worker.domain.custom_ids import RequestRef, encode_custom_id
 from worker.domain.prefix import with_hour_breakpoints
 from worker.domain.states import BatchState, RequestState
 
@@ -505,8 +507,10 @@ def load_members(session: Session, request_ids: Sequence[str]) -> dict[str, Memb
     return out
 
 
-def insert_results(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert result rows; returns the custom_ids that were new (not seen before)."""
+def insert_results(session: Session, batch_id: int, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert one batch's result rows; returns the custom_ids that were new (not seen before)."""
+    if session.get_bind().dialect.name == "postgresql" and rows:
+        return _copy_new_results(session, batch_id, rows)
     new = bulk.insert_missing(
         session,
         cast(Table, Result.__table__),
@@ -515,6 +519,27 @@ def insert_results(session: Session, rows: Sequence[dict[str, Any]]) -> set[str]
         returning="custom_id",
     )
     return set(new)
+
+
+def _copy_new_results(session: Session, batch_id: int, rows: Sequence[dict[str, Any]]) -> set[str]:
+    # Rows already stored are looked up first, and only the others are COPYed
+    # straight in: half the writes of staging them. The ingest lease keeps a
+    # second ingester away; should one still race this transaction, the unique
+    # constraint aborts it and the next sweep ingests again, finding them stored.
+    ids = [row["custom_id"] for row in rows]
+    stored = set(
+        session.scalars(
+            select(Result.custom_id).where(
+                Result.batch_id == batch_id, _among(session, Result.custom_id, ids)
+            )
+        )
+    )
+    fresh: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["custom_id"] not in stored:
+            fresh.setdefault(row["custom_id"], row)  # a line repeated in the stream counts once
+    bulk.copy_rows(session, cast(Table, Result.__table__), list(fresh.values()))
+    return set(fresh)
 
 
 def mark_duplicates(session: Session, batch_id: int, custom_ids: Sequence[str]) -> None:
@@ -561,6 +586,46 @@ def settle_requests(
             .returning(Request.id)
         )
         moved.extend(session.scalars(stmt))
+    return moved
+
+
+def settle_attempts(
+    session: Session,
+    batch_id: int,
+    refs: Sequence[RequestRef],
+    state: RequestState,
+    now: datetime,
+) -> set[str]:
+    """Move each request to `state` if it is still in this batch on that very
+    attempt, charging the attempt; returns the ids that moved."""
+    moved: set[str] = set()
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for part in chunks(list(refs)):
+        if postgres:
+            # One array per column: a VALUES list would make psycopg parse a huge query.
+            guard: Any = text(
+                "(requests.id, requests.attempts) IN "
+                "(SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:attempts AS int[])))"
+            ).bindparams(ids=[r.request_id for r in part], attempts=[r.attempt for r in part])
+        else:
+            guard = tuple_(Request.id, Request.attempts).in_(
+                [(r.request_id, r.attempt) for r in part]
+            )
+        stmt = (
+            update(Request)
+            .where(guard, Request.state == RequestState.IN_BATCH, Request.batch_id == batch_id)
+            .values(
+                state=state,
+                batch_id=None,
+                updated_at=now,
+                last_error=None,
+                finished_at=now,
+                charged_attempts=Request.charged_attempts + 1,
+            )
+            .returning(Request.id)
+            .execution_options(synchronize_session=False)
+        )
+        moved.update(session.scalars(stmt))
     return moved
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from worker.adapters import store
 from worker.adapters.batch_api import ApiUnavailable, RemoteBatchGone
 from worker.domain.cost import PriceTable, Usage
-from worker.domain.custom_ids import decode_custom_id
+from worker.domain.custom_ids import RequestRef, decode_custom_id
 from worker.domain.jsonl import iter_lines
 from worker.domain.results import ParsedResult, UnreadableLine, parse_line
 from worker.domain.retry import decide
@@ -102,16 +102,16 @@ def _ingest_chunk(
     now = pipeline.clock()
     with pipeline.sessions.begin() as session:
         prices = load_prices()
-        rows = [_result_row(batch_id, p, now, prices) for p in parsed]
-        new_ids = store.insert_results(session, rows)
-        fresh = [p for p in parsed if p.custom_id in new_ids]
+        rows = [_result_row(batch_id, p, ref, now, prices) for p, ref in parsed]
+        new_ids = store.insert_results(session, batch_id, rows)
+        fresh = [(p, ref) for p, ref in parsed if p.custom_id in new_ids]
         report.new_results += len(fresh)
         settled = _settle(pipeline, session, batch_id, fresh, report, now)
     # After the commit: waiters are woken only for what is durable.
     pipeline.notifier.settled(settled)
 
 
-def _parse(lines: Iterable[bytes], report: IngestReport) -> list[ParsedResult]:
+def _parse(lines: Iterable[bytes], report: IngestReport) -> list[tuple[ParsedResult, RequestRef]]:
     out = []
     for line in lines:
         try:
@@ -120,18 +120,17 @@ def _parse(lines: Iterable[bytes], report: IngestReport) -> list[ParsedResult]:
             report.unreadable += 1
             log.error("unreadable result line (%s): %.200r", exc, line)
             continue
-        if decode_custom_id(parsed.custom_id) is None:
+        ref = decode_custom_id(parsed.custom_id)
+        if ref is None:
             report.foreign += 1
             continue
-        out.append(parsed)
+        out.append((parsed, ref))
     return out
 
 
 def _result_row(
-    batch_id: int, parsed: ParsedResult, now: datetime, prices: PriceTable
+    batch_id: int, parsed: ParsedResult, ref: RequestRef, now: datetime, prices: PriceTable
 ) -> dict[str, Any]:
-    ref = decode_custom_id(parsed.custom_id)
-    assert ref is not None
     return {
         "batch_id": batch_id,
         "custom_id": parsed.custom_id,
@@ -164,19 +163,27 @@ def _settle(
     pipeline: Pipeline,
     session: Session,
     batch_id: int,
-    fresh: list[ParsedResult],
+    fresh: list[tuple[ParsedResult, RequestRef]],
     report: IngestReport,
     now: datetime,
 ) -> list[str]:
     """Move each fresh result's request on; returns requests that became final."""
-    refs = {p.custom_id: decode_custom_id(p.custom_id) for p in fresh}
-    members = store.load_members(session, [r.request_id for r in refs.values() if r])
+    succeeded = [ref for p, ref in fresh if p.result_type == "succeeded"]
+    # Most results succeed, and a success needs nothing of the request but its
+    # membership: one guarded UPDATE settles them all, no rows read first.
+    moved = store.settle_attempts(session, batch_id, succeeded, RequestState.SUCCEEDED, now)
+    report.settled[RequestState.SUCCEEDED.value] += len(moved)
+    final = list(moved)
+    stale = [
+        p.custom_id
+        for p, ref in fresh
+        if p.result_type == "succeeded" and ref.request_id not in moved
+    ]
+    others = [(p, ref) for p, ref in fresh if p.result_type != "succeeded"]
+    members = store.load_members(session, [ref.request_id for _, ref in others])
     groups: dict[tuple[RequestState, bool, str | None], list[str]] = defaultdict(list)
-    stale: list[str] = []
     pause_reason = None
-    for parsed in fresh:
-        ref = refs[parsed.custom_id]
-        assert ref is not None
+    for parsed, ref in others:
         member = members.get(ref.request_id)
         if (
             member is None
@@ -204,12 +211,11 @@ def _settle(
         report.duplicates += len(stale)
     if pause_reason is not None:
         store.pause_submission(session, pause_reason, now)
-    final: list[str] = []
     for (state, charge, error), ids in groups.items():
-        moved = store.settle_requests(session, batch_id, ids, state, now, charge, error)
-        report.settled[state.value] += len(moved)
+        moved_ids = store.settle_requests(session, batch_id, ids, state, now, charge, error)
+        report.settled[state.value] += len(moved_ids)
         if state in TERMINAL_REQUEST_STATES:
-            final.extend(moved)
+            final.extend(moved_ids)
     return final
 
 
