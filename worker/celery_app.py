@@ -48,11 +48,20 @@ def make_app() -> Celery:
 def beat_schedule(config: Any) -> dict[str, dict[str, Any]]:
     # Periodic wake-ups only: each task reads what to do from SQL, so a lost or
     # doubled tick is harmless.
-    sweep = min(5.0, config.poll_interval_seconds)
+    # A tick still queued when the next is due is dropped (`expires`): while the
+    # workers are busy, stale ticks would otherwise pile up ahead of real work.
+    intervals = {
+        "intake": config.intake_interval_seconds,
+        "sweep": min(5.0, config.poll_interval_seconds),
+        "reconcile": config.reconcile_interval_seconds,
+    }
     return {
-        "intake": {"task": "batchline.intake", "schedule": config.intake_interval_seconds},
-        "sweep": {"task": "batchline.sweep", "schedule": sweep},
-        "reconcile": {"task": "batchline.reconcile", "schedule": config.reconcile_interval_seconds},
+        name: {
+            "task": f"batchline.{name}",
+            "schedule": every,
+            "options": {"expires": every},
+        }
+        for name, every in intervals.items()
     }
 
 

@@ -18,6 +18,11 @@ class RedisKeys:
         return "intake"
 
     @property
+    def intake_bundled_extra(self) -> str:
+        """Requests held by bundles beyond one an entry, so depth counts requests."""
+        return f"{self.prefix}:intake:bundled-extra"
+
+    @property
     def dead_letters(self) -> str:
         """Intake entries that could not be read, kept for a human to inspect."""
         return f"{self.prefix}:intake:dead"

@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import redis
@@ -155,18 +155,12 @@ def _worker_and_beat(
 
 
 def child_env(settings: Settings) -> dict[str, str]:
-    """The worker's environment: the settings in force, the key passed only here."""
+    """The worker's environment: every setting in force, the key passed only here."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHLINE_")}
-    env["BATCHLINE_DATABASE_URL"] = settings.database_url
-    env["BATCHLINE_REDIS_URL"] = settings.redis_url
-    for name in (
-        "max_wait_seconds",
-        "poll_interval_seconds",
-        "intake_interval_seconds",
-        "max_batch_requests",
-        "max_attempts",
-    ):
-        env[f"BATCHLINE_{name.upper()}"] = str(getattr(settings, name))
+    for f in fields(settings):
+        if f.name in ("api_key", "base_url"):
+            continue
+        env[f"BATCHLINE_{f.name.upper()}"] = str(getattr(settings, f.name))
     if settings.api_key is not None:
         env["ANTHROPIC_API_KEY"] = settings.api_key
     if settings.base_url is not None:

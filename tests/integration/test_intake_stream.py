@@ -91,7 +91,19 @@ def test_ack__of_an_entry_already_acked_counts_its_requests_once(
     assert stream.depth() == 5
     stream.ack(first)  # the first one again, as after a reclaim
     assert stream.depth() == 0
-    assert int(redis_client.get(RedisKeys().intake_stream + ":bundled-extra") or 0) == 0
+    assert int(redis_client.get(RedisKeys().intake_bundled_extra) or 0) == 0
+
+
+def test_read__recreates_the_group_when_the_stream_was_deleted(
+    redis_client: redis.Redis,
+) -> None:
+    stream = RedisIntakeStream(redis_client, RedisKeys())
+    stream.add(_entry(1), None, 60)
+    stream.ack(stream.read("c", 100, 60_000))
+    redis_client.delete(RedisKeys().intake_stream)  # as FLUSHDB or a restart without AOF would
+    stream.add(_entry(2), None, 60)
+    [entry] = stream.read("c", 100, 60_000)
+    assert [r.request_id for r in decode_entries(entry)] == [f"{2:032x}"]
 
 
 @pytest.mark.parametrize(

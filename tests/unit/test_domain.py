@@ -27,6 +27,7 @@ from worker.domain.states import (
     RequestState,
 )
 from worker.domain.validation import KNOWN_PARAMS, InvalidRequest, encode_params
+from worker.settings import Settings
 
 GOOD = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -171,3 +172,17 @@ def test_results__hostile_lines() -> None:
     )
     parsed = parse_line(errored)
     assert (parsed.result_type, parsed.error_type) == ("errored", "overloaded_error")
+
+
+def test_child_env__carries_every_setting_to_the_worker() -> None:
+    from worker.local import child_env
+
+    settings = Settings(
+        max_batch_bytes=123_456,
+        stream_key_prefix="elsewhere",
+        ingest_chunk=17,
+        max_wait_seconds=2.5,
+        api_key="k",
+        base_url="http://127.0.0.1:1",
+    )
+    assert Settings.from_env(child_env(settings)) == settings

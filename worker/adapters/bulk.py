@@ -10,7 +10,7 @@ transaction is already the fast path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -47,7 +47,6 @@ def _copy_insert(
     returning: str | None,
 ) -> list[Any]:
     columns = list(rows[0])
-    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
     stage = f"staged_{table.name}"
     names = ", ".join(columns)
     target = f"({', '.join(conflict)})" if conflict else ""
@@ -60,8 +59,8 @@ def _copy_insert(
             f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
         with cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([_copy_value(row[c], c in json_columns) for c in columns])
+            for values in _copy_values(table, columns, rows):
+                copy.write_row(values)
         cursor.execute(
             f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {stage} "
             f"ON CONFLICT {target} DO NOTHING{tail}"
@@ -77,17 +76,23 @@ def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) ->
     if not rows:
         return
     columns = list(rows[0])
-    json_columns = {c for c in columns if isinstance(table.c[c].type, JSON)}
     dbapi: Any = session.connection().connection.dbapi_connection
     with (
         dbapi.cursor() as cursor,
         cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
     ):
-        for row in rows:
-            copy.write_row([_copy_value(row[c], c in json_columns) for c in columns])
+        for values in _copy_values(table, columns, rows):
+            copy.write_row(values)
 
 
-def _copy_value(value: Any, is_json: bool) -> Any:
-    if is_json and value is not None:
-        return orjson.dumps(value).decode()
-    return value
+def _copy_values(
+    table: Table, columns: list[str], rows: Sequence[dict[str, Any]]
+) -> Iterator[list[Any]]:
+    """Each row's values in column order, JSON documents as their text."""
+    json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
+    for row in rows:
+        values = [row[c] for c in columns]
+        for i in json_at:
+            if values[i] is not None:
+                values[i] = orjson.dumps(values[i]).decode()
+        yield values

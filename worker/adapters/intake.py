@@ -155,12 +155,8 @@ class RedisIntakeStream:
             pipe.xadd(self._keys.intake_stream, encode_bundle(bundle))  # type: ignore[arg-type]
             extra += len(bundle) - 1
         if extra:
-            pipe.incrby(self._bundled_extra, extra)
+            pipe.incrby(self._keys.intake_bundled_extra, extra)
         pipe.execute()
-
-    @property
-    def _bundled_extra(self) -> str:
-        return self._keys.intake_stream + ":bundled-extra"
 
     def lookup_key(self, key: str) -> str | None:
         value = self._redis.get(self._keys.idempotency(key))
@@ -181,6 +177,17 @@ class RedisIntakeStream:
 
     def read(self, consumer: str, max_requests: int, reclaim_idle_ms: int) -> list[StreamEntry]:
         """Entries holding about `max_requests` requests (at most twice that)."""
+        try:
+            return self._read(consumer, max_requests, reclaim_idle_ms)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # The stream or its group is gone (deleted, or Redis restarted empty):
+            # make it again rather than fail every intake until the worker restarts.
+            self._group_ready = False
+            return self._read(consumer, max_requests, reclaim_idle_ms)
+
+    def _read(self, consumer: str, max_requests: int, reclaim_idle_ms: int) -> list[StreamEntry]:
         self.ensure_group()
         stream, group = self._keys.intake_stream, self._keys.intake_group
         # An entry may be a bundle: asking for this many entries at a time keeps
@@ -206,7 +213,7 @@ class RedisIntakeStream:
         args: list[Any] = [self._keys.intake_group]
         for entry in entries:
             args += [entry.entry_id, requests_in(entry) - 1]
-        self._ack(keys=[self._keys.intake_stream, self._bundled_extra], args=args)
+        self._ack(keys=[self._keys.intake_stream, self._keys.intake_bundled_extra], args=args)
 
     def dead_letter(self, entries: Sequence[StreamEntry], reason: str) -> None:
         if not entries:
@@ -224,7 +231,7 @@ class RedisIntakeStream:
         """Requests waiting in the stream (bundles counted by what they hold)."""
         pipe = self._redis.pipeline(transaction=True)
         pipe.xlen(self._keys.intake_stream)
-        pipe.get(self._bundled_extra)
+        pipe.get(self._keys.intake_bundled_extra)
         entries, extra = pipe.execute()
         return int(entries) + int(extra or 0)
 

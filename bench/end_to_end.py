@@ -1,0 +1,308 @@
+"""End to end: `enqueue_many` of `count` requests until every one is final in SQL.
+
+This is the number a user feels: real `celery worker` and `celery beat`
+processes, the emulator (its batches end at once), and the caller's database.
+The total alone does not say where time goes, so it is split into phases, each
+ending at a timestamp the pipeline itself records in SQL (all in UTC):
+
+    enqueue   the enqueue_many call                    this process's clock
+    intake    -> last request written to SQL           max(requests.created_at)
+    assemble  -> last batch's create begun             max(batches.submit_started_at)
+              (waits max_wait_seconds, cuts the batch, queues its submit task)
+    submit    -> last batch created at the API         max(batches.submitted_at)
+    API       -> last batch ended at the API           max(batches.remote_ended_at)
+    poll      -> last batch's first results read       max per batch of min(results.created_at)
+    ingest    -> last batch ingested                   max(batches.ingested_at)
+    tail      -> last request final, if later          max(requests.finished_at)
+
+Steps stamp their clock before their SQL work, so a phase also holds the
+last write of the step before it (intake's last chunk lands in "assemble").
+The end is the later of the last two: a request's finished_at is stamped
+before its chunk commits, its batch's ingested_at after. When several batches
+are cut their phases overlap; each phase is then the step of the latest batch
+past the previous boundary (kept in order), so the phases add up to the total.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+from sqlalchemy import Engine, func, select
+
+from bench.data import request_bodies
+from bench.environment import EMULATOR_KEY, fresh_database, fresh_redis
+from bench.report import Emit, Figure
+from models import Batch, Request, Result
+from worker.database import READ_ONLY, make_engine
+from worker.domain.states import TERMINAL_BATCH_STATES, TERMINAL_REQUEST_STATES
+from worker.keys import RedisKeys
+from worker.local import child_env
+from worker.producer import Producer
+from worker.settings import Settings
+
+# Its own stream and beat lock: other benchmarks use "bench" on the same Redis db.
+PREFIX = "bench-e2e"
+REPO = Path(__file__).resolve().parent.parent
+CELERY = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app"]
+# A name of its own, and no start-up chatter with other workers on the broker.
+WORKER_FLAGS = ("-n", "bench@%h", "--without-mingle", "--without-gossip")
+POLL_SECONDS = 0.5
+PROGRESS_SECONDS = 5.0
+READY_SECONDS = 60.0
+STOP_SECONDS = 15.0
+LOG_TAIL_LINES = 60
+# Phase names and what each one ends at (see the module docstring).
+PHASES = (
+    ("intake", "to the last request in SQL"),
+    ("assemble", "to the last create begun: max_wait, the cut, the task queue"),
+    ("submit", "to the last batch created at the API"),
+    ("API processing", "to the last batch ended at the API"),
+    ("poll", "to the last batch's first results read: poll delay"),
+    ("ingest", "to the last batch ingested"),
+    ("tail", "to the last request final, after ingestion"),
+)
+
+
+def _settings(database_url: str, redis_url: str, emulator_url: str) -> Settings:
+    # One batch for the whole run when it arrives in time (the API's limits),
+    # and short intervals, so the figure is the pipeline's work, not its waits.
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        api_key=EMULATOR_KEY,
+        base_url=emulator_url,
+        max_batch_requests=100_000,
+        max_batch_bytes=256_000_000,
+        max_wait_seconds=1.0,
+        poll_interval_seconds=1.0,
+        intake_interval_seconds=0.5,
+        stream_key_prefix=PREFIX,
+    )
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = child_env(settings)
+    env["BATCHLINE_LOG_FORMAT"] = "text"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each process group (warm shutdown), then SIGKILL to what is left."""
+    for sig, grace in ((signal.SIGTERM, STOP_SECONDS), (signal.SIGKILL, 5.0)):
+        running = [p for p in procs if p.poll() is None]
+        for proc in running:
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + grace
+        for proc in running:
+            with suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.01))
+
+
+@contextmanager
+def _worker_and_beat(env: dict[str, str], workdir: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """A `celery worker` and a `celery beat`, as in production; both always stopped."""
+    log_path = workdir / "worker.log"
+    commands = [
+        [*CELERY, "worker", "--concurrency=2", "--loglevel=INFO", *WORKER_FLAGS],
+        [*CELERY, "beat", "-s", str(workdir / "beat-schedule"), "--loglevel=INFO"],
+    ]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with log_path.open("ab") as log:
+            for args in commands:
+                procs.append(
+                    subprocess.Popen(
+                        args,
+                        env=env,
+                        cwd=REPO,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+        yield procs
+    finally:
+        _stop(procs)
+
+
+def _log_tail(workdir: Path) -> None:
+    path = workdir / "worker.log"
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    print(f"--- last {LOG_TAIL_LINES} lines of {path} ---", file=sys.stderr)
+    for line in lines[-LOG_TAIL_LINES:]:
+        print(line, file=sys.stderr)
+
+
+def _wait_ready(client: redis.Redis, procs: list[subprocess.Popen[bytes]]) -> None:
+    """Until the intake task has run once: beat sent it and a worker ran it."""
+    # Its consumer group on the intake stream is created by the first intake.
+    stream = RedisKeys(PREFIX).intake_stream
+    deadline = time.monotonic() + READY_SECONDS
+    while True:
+        try:
+            if client.xinfo_groups(stream):
+                return
+        except redis.ResponseError:
+            pass  # no stream yet
+        if any(p.poll() is not None for p in procs):
+            raise RuntimeError("the worker or beat exited during start-up")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no intake ran within {READY_SECONDS:.0f}s of start-up")
+        time.sleep(0.1)
+
+
+def _final_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        query = select(func.count()).where(Request.state.in_(list(TERMINAL_REQUEST_STATES)))
+        return int(conn.scalar(query) or 0)
+
+
+def _open_batches(engine: Engine) -> int:
+    # A batch's last requests turn final a commit before it is marked ingested.
+    with engine.connect() as conn:
+        query = select(func.count()).where(Batch.state.not_in(list(TERMINAL_BATCH_STATES)))
+        return int(conn.scalar(query) or 0)
+
+
+def _wait_all_final(
+    engine: Engine, count: int, deadline: float, procs: list[subprocess.Popen[bytes]]
+) -> str:
+    """Poll SQL until all `count` are final: "" then, else why it stopped waiting."""
+    next_progress = time.monotonic() + PROGRESS_SECONDS
+    while True:
+        done = _final_count(engine)
+        if done >= count and _open_batches(engine) == 0:
+            return ""
+        now = time.monotonic()
+        if any(p.poll() is not None for p in procs):
+            return "the worker or beat exited"
+        if now >= deadline:
+            return "timed out"
+        if now >= next_progress:
+            print(f"  end to end: {done:,} / {count:,} final", file=sys.stderr, flush=True)
+            next_progress = now + PROGRESS_SECONDS
+        time.sleep(POLL_SECONDS)
+
+
+def _epoch(value: object) -> float:
+    """Seconds since the epoch of a SQL timestamp (stored in UTC); nan when absent."""
+    if value is None:
+        return math.nan
+    if isinstance(value, str):  # SQLite without the column type applied
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+def _timeline(engine: Engine) -> tuple[list[float], int, str]:
+    """Phase ends (epoch seconds, in PHASES order), batch count, requests by state."""
+    with engine.connect() as conn:
+        intake, last_final = conn.execute(
+            select(func.max(Request.created_at), func.max(Request.finished_at))
+        ).one()
+        batches, cut, submitted, ended, ingested = conn.execute(
+            select(
+                func.count(),
+                func.max(Batch.submit_started_at),
+                func.max(Batch.submitted_at),
+                func.max(Batch.remote_ended_at),
+                func.max(Batch.ingested_at),
+            ).select_from(Batch)
+        ).one()
+        # The poll that saw a batch end is not stamped; the first result rows
+        # of the ingestion it starts are (stamped once their lines are read).
+        first = select(func.min(Result.created_at).label("at")).group_by(Result.batch_id).subquery()
+        polled = conn.scalar(select(func.max(first.c.at)))
+        states = conn.execute(
+            select(Request.state, func.count()).group_by(Request.state).order_by(Request.state)
+        ).all()
+    marks = [_epoch(m) for m in (intake, cut, submitted, ended, polled, ingested, last_final)]
+    summary = ", ".join(f"{n:,} {s}" for s, n in states)
+    return marks, int(batches), summary
+
+
+def _phases(start: float, marks: list[float]) -> list[float]:
+    """Seconds of each phase from its start to its end mark, ends kept in order."""
+    end = max((m for m in marks[-2:] if not math.isnan(m)), default=start)
+    phases, previous = [], start
+    for mark in marks:
+        # With overlapping batches an end can precede the previous one (the API's
+        # batch ends before create returns): that phase took no time of its own.
+        bound = previous if math.isnan(mark) else min(max(mark, previous), end)
+        phases.append(bound - previous)
+        previous = bound
+    return phases
+
+
+def _emit(
+    emit: Emit, label: str, count: int, enqueue: float, phases: list[float], note: str
+) -> None:
+    total = enqueue + sum(phases)
+    emit(Figure(f"end to end {count:,} ({label})", total, "s", note=note))
+    rate = count / total if total > 0 else math.nan
+    emit(Figure(f"  results/s ({label})", rate, "req/s", note="enqueue start to last final"))
+    emit(Figure(f"  enqueue ({label})", enqueue, "s", note="the enqueue_many call"))
+    for (phase, what), seconds in zip(PHASES, phases, strict=True):
+        emit(Figure(f"  {phase} ({label})", seconds, "s", note=what))
+
+
+def run(
+    database_url: str,
+    redis_url: str,
+    emulator_url: str,
+    count: int,
+    label: str,
+    emit: Emit,
+    timeout: float = 300.0,
+) -> None:
+    """Enqueue `count` requests and report the seconds until all are final in SQL."""
+    settings = _settings(database_url, redis_url, emulator_url)
+    client = fresh_redis(redis_url)
+    fresh_database(database_url)
+    bodies = request_bodies(count)
+    engine = make_engine(database_url)
+    # Reads only: on SQLite this poll never takes the write lock the worker needs.
+    reads = engine.execution_options(**{READ_ONLY: True})
+    producer = Producer(settings, client)
+    failure = "did not start"
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-e2e-") as scratch,
+            _worker_and_beat(_env(settings), Path(scratch)) as procs,
+        ):
+            try:
+                _wait_ready(client, procs)
+                start = time.time()
+                producer.enqueue_many(bodies)
+                enqueued = time.time()
+                # The timeout counts from the enqueue's start, like the figure.
+                deadline = time.monotonic() + timeout - (enqueued - start)
+                failure = _wait_all_final(reads, count, deadline, procs)
+            finally:
+                if failure:
+                    _log_tail(Path(scratch))
+        if failure:
+            done = _final_count(reads)
+            note = f"FAILED, {failure}: {done:,} of {count:,} final (timeout {timeout:.0f}s)"
+            _emit(emit, label, count, math.nan, [math.nan] * len(PHASES), note)
+            return
+        marks, batches, states = _timeline(reads)
+        phases = _phases(enqueued, marks)
+        note = f"{batches} batch{'es' if batches != 1 else ''}; {states}"
+        _emit(emit, label, count, enqueued - start, phases, note)
+    finally:
+        producer.close()
+        engine.dispose()
