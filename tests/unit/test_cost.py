@@ -61,3 +61,20 @@ def test_prices__a_users_file_replaces_the_shipped_one(tmp_path: Path) -> None:
     path2.write_text("models = [")
     with pytest.raises(PricesError, match=r"broken\.toml"):
         load_prices(path2)
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [Usage(1200, 350, 0, 2048, 0), Usage(5, 7, 11, 13, 17), Usage(input_tokens=M), Usage()],
+)
+def test_token_cost__equals_batch_cost(usage: Usage) -> None:
+    table = load_prices()
+    for model in ("claude-sonnet-4-5-20250929", "claude-haiku-4-5", "no-such-model"):
+        assert table.token_cost(
+            model,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_write_5m_tokens,
+            usage.cache_write_1h_tokens,
+            usage.cache_read_tokens,
+        ) == table.batch_cost(model, usage)

@@ -62,6 +62,25 @@ class PriceTable:
         matches = [name for name in self.models if model.startswith(name)]
         return self.models[max(matches, key=len)] if matches else None
 
+    def token_cost(
+        self,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        write_5m: int,
+        write_1h: int,
+        read: int,
+    ) -> Decimal | None:
+        """`batch_cost` from plain counts, with no Usage to build: ingestion's hot path."""
+        price = self.price_of(model)
+        if price is None:
+            return None
+        weighted: Decimal | int = input_tokens
+        if write_5m or write_1h or read:
+            weighted += write_5m * self.write_5m + write_1h * self.write_1h + read * self.read
+        full = (weighted * price.input + output_tokens * price.output) / MILLION
+        return full * self.batch_discount
+
     def synchronous_cost(self, model: str, usage: Usage) -> Decimal | None:
         price = self.price_of(model)
         if price is None:

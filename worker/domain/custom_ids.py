@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import re
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 CUSTOM_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 REQUEST_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
@@ -28,8 +28,7 @@ def new_request_id() -> str:
     return f"{millis:012x}{random.getrandbits(80):020x}"
 
 
-@dataclass(frozen=True)
-class RequestRef:
+class RequestRef(NamedTuple):
     request_id: str
     attempt: int
 

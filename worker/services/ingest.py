@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from worker.adapters import store
 from worker.adapters.batch_api import ApiUnavailable, RemoteBatchGone
-from worker.domain.cost import PriceTable, Usage
+from worker.domain.cost import PriceTable
 from worker.domain.custom_ids import RequestRef, decode_custom_id
 from worker.domain.jsonl import iter_lines
 from worker.domain.results import ParsedResult, UnreadableLine, parse_line
@@ -156,7 +156,15 @@ def _cost(parsed: ParsedResult, prices: PriceTable) -> Decimal | None:
     """At batch prices; None for a model the price table does not list (unknown, not free)."""
     if parsed.result_type != "succeeded" or parsed.model is None:
         return None if parsed.result_type == "succeeded" else Decimal(0)
-    return prices.batch_cost(parsed.model, Usage(**parsed.usage))
+    usage = parsed.usage
+    return prices.token_cost(
+        parsed.model,
+        usage["input_tokens"],
+        usage["output_tokens"],
+        usage["cache_write_5m_tokens"],
+        usage["cache_write_1h_tokens"],
+        usage["cache_read_tokens"],
+    )
 
 
 def _settle(
