@@ -19,7 +19,7 @@ import redis
 from sqlalchemy import text
 
 from bench.data import request_bodies
-from bench.environment import EMULATOR_KEY, fresh_database, fresh_redis
+from bench.environment import EMULATOR_KEY, fresh_database, fresh_redis, quiesce_database
 from bench.isolate import in_child, peak_memory
 from bench.report import Emit, Figure, at_most
 from worker.adapters.intake import StreamEntry, decode_entries
@@ -62,12 +62,13 @@ def _enqueue(case: Case) -> None:
 
 def measure_batchline(case: Case) -> dict[str, float]:
     """In a fresh process: intake, assembly and submission, timed and memory-measured."""
-    from worker.runtime import build_pipeline
+    from worker.runtime import build_pipeline, freeze_long_lived_objects
     from worker.services import assemble, intake, submit
 
     pipeline = build_pipeline(case.settings())
     with pipeline.engine.connect():
         pass  # connect before the clock starts, as a running worker would be
+    freeze_long_lived_objects()  # as every worker process does at start
     with peak_memory() as memory:
         start = time.perf_counter()
         moved = intake.run_intake(pipeline, "bench-consumer", max_rounds=1_000)
@@ -183,7 +184,9 @@ def _load_rows(url: str, rows: list[tuple[Any, ...]]) -> float:
 
 def run(case: Case, label: str, emit: Emit, targets: bool) -> None:
     _enqueue(case)
+    quiesce_database(case.database_url)
     floors = in_child(measure_floors, case)
+    quiesce_database(case.database_url)
     ours = in_child(measure_batchline, case)
     floor = floors["redis_read"] + floors["load"] + floors["post"]
     name = f"intake+batch+submit {case.count:,} ({label})"

@@ -79,6 +79,7 @@ def _structured_logs(loglevel: Any = None, **_: Any) -> None:
 @worker_process_init.connect
 def _fresh_resources(**_: Any) -> None:
     runtime.reset()
+    runtime.freeze_long_lived_objects()
 
 
 @worker_init.connect
