@@ -19,7 +19,7 @@ from worker.settings import Settings
 PIPELINE_CHUNK = 1_000
 
 
-def _raw_fields(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _raw_fields(bodies: list[dict[str, Any]]) -> list[Any]:
     """What an enqueue writes, encoded ahead of time: the floor does no work of ours."""
     import orjson
 
@@ -29,7 +29,9 @@ def _raw_fields(bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def one_at_a_time(redis_url: str, count: int, emit: Emit, rounds: int = 5) -> None:
+def one_at_a_time(
+    redis_url: str, count: int, emit: Emit, targets: bool = True, rounds: int = 5
+) -> None:
     client = fresh_redis(redis_url)
     keys = RedisKeys("bench")
     producer = Producer(Settings(redis_url=redis_url, stream_key_prefix="bench"), client)
@@ -59,7 +61,7 @@ def one_at_a_time(redis_url: str, count: int, emit: Emit, rounds: int = 5) -> No
             "  enqueue / raw XADD",
             our_rate / raw_rate,
             "ratio",
-            at_least(0.8),
+            at_least(0.8) if targets else None,
             f"median of {rounds} interleaved rounds of {per_round}",
         )
     )
@@ -106,6 +108,6 @@ def many(redis_url: str, count: int, emit: Emit, targets: bool = True) -> None:
 
 
 def run(redis_url: str, one_count: int, many_count: int, emit: Emit, targets: bool) -> None:
-    one_at_a_time(redis_url, one_count, emit)
+    one_at_a_time(redis_url, one_count, emit, targets)
     many(redis_url, many_count, emit, targets)
     redis.Redis.from_url(redis_url).flushdb()

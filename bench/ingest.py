@@ -117,7 +117,7 @@ def measure_batchline(case: Case) -> dict[str, float]:
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
-        api=FileResults(case.results_path),  # type: ignore[arg-type]
+        api=FileResults(case.results_path),
         intake=None,  # type: ignore[arg-type]
         notifier=NullNotifier(),
     )
@@ -186,6 +186,8 @@ def measure_floor(case: Case) -> dict[str, float]:
                 for line in _lines(case.results_path):
                     copy.write_row(_floor_row(line, batch_id, now))
         else:
+            # batchline's SQLite connections leave transactions to the caller: open one.
+            cursor.execute("BEGIN")
             rows: list[tuple[Any, ...]] = []
             for line in _lines(case.results_path):
                 rows.append(_floor_row(line, batch_id, now))

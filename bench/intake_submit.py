@@ -182,7 +182,8 @@ def _load_rows(url: str, rows: list[tuple[Any, ...]]) -> float:
     return seconds
 
 
-def run(case: Case, label: str, emit: Emit, targets: bool) -> None:
+def run(case: Case, label: str, emit: Emit, targets: bool, absolute: bool = True) -> None:
+    """`absolute`: the 5 s target is set for 100,000 requests, so only then applies."""
     _enqueue(case)
     quiesce_database(case.database_url)
     floors = in_child(measure_floors, case)
@@ -191,11 +192,8 @@ def run(case: Case, label: str, emit: Emit, targets: bool) -> None:
     floor = floors["redis_read"] + floors["load"] + floors["post"]
     name = f"intake+batch+submit {case.count:,} ({label})"
     megabytes = ours["body"] / 1e6
-    emit(
-        Figure(
-            name, ours["total"], "s", at_most(5.0) if targets else None, f"{megabytes:.0f} MB body"
-        )
-    )
+    limit = at_most(5.0) if targets and absolute else None
+    emit(Figure(name, ours["total"], "s", limit, f"{megabytes:.0f} MB body"))
     emit(Figure("  of which intake (Redis -> SQL)", ours["intake"], "s"))
     emit(Figure("  of which assemble", ours["assemble"], "s"))
     emit(Figure("  of which submit (SQL -> POST)", ours["submit"], "s"))
