@@ -513,24 +513,16 @@ def load_members(session: Session, request_ids: Sequence[str]) -> dict[str, Memb
 
 
 def insert_results(session: Session, batch_id: int, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert one batch's result rows; returns the custom_ids that were new (not seen before)."""
-    if session.get_bind().dialect.name == "postgresql" and rows:
-        return _copy_new_results(session, batch_id, rows)
-    new = bulk.insert_missing(
-        session,
-        cast(Table, Result.__table__),
-        rows,
-        conflict=["batch_id", "custom_id"],
-        returning="custom_id",
-    )
-    return set(new)
+    """Insert one batch's result rows; returns the custom_ids that were new (not seen before).
 
-
-def _copy_new_results(session: Session, batch_id: int, rows: Sequence[dict[str, Any]]) -> set[str]:
-    # Rows already stored are looked up first, and only the others are COPYed
-    # straight in: half the writes of staging them. The ingest lease keeps a
-    # second ingester away; should one still race this transaction, the unique
-    # constraint aborts it and the next sweep ingests again, finding them stored.
+    Rows already stored are looked up first and only the others are written, by
+    COPY on PostgreSQL and one executemany elsewhere: cheaper than staging them
+    or asking the database to skip conflicts row by row. The ingest lease keeps
+    a second ingester away; should one still race this transaction, the unique
+    constraint aborts it and the next sweep ingests again, finding them stored.
+    """
+    if not rows:
+        return set()
     ids = [row["custom_id"] for row in rows]
     stored = set(
         session.scalars(
@@ -543,7 +535,11 @@ def _copy_new_results(session: Session, batch_id: int, rows: Sequence[dict[str, 
     for row in rows:
         if row["custom_id"] not in stored:
             fresh.setdefault(row["custom_id"], row)  # a line repeated in the stream counts once
-    bulk.copy_rows(session, cast(Table, Result.__table__), list(fresh.values()))
+    table = cast(Table, Result.__table__)
+    if session.get_bind().dialect.name == "postgresql":
+        bulk.copy_rows(session, table, list(fresh.values()))
+    elif fresh:
+        session.execute(table.insert(), list(fresh.values()))
     return set(fresh)
 
 
