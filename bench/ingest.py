@@ -304,12 +304,12 @@ def run(
             f"{size / 1e6:.0f} MB of JSONL",
         )
     )
-    emit(Figure("  seconds", ours["seconds"], "s"))
+    emit(Figure(f"  seconds ({label})", ours["seconds"], "s"))
     floor_name = "orjson + COPY" if label == "postgresql" else "orjson + executemany"
-    emit(Figure(f"  floor: {floor_name}", floor["seconds"], "s"))
+    emit(Figure(f"  floor: {floor_name} ({label})", floor["seconds"], "s"))
     emit(
         Figure(
-            "  batchline / floor",
+            f"  batchline / floor ({label})",
             ours["seconds"] / floor["seconds"],
             "ratio",
             at_most(2.0) if targets else None,
@@ -321,7 +321,7 @@ def run(
     ours_small = in_child(measure_batchline, little)
     emit(
         Figure(
-            f"  peak memory {count:,} / {small:,} results",
+            f"  peak memory {count:,} / {small:,} results ({label})",
             ours["peak"] / ours_small["peak"],
             "ratio",
             at_most(1.3) if targets else None,
@@ -334,12 +334,12 @@ def run(
     naive_rate = naive["count"] / naive["seconds"]
     emit(
         Figure(
-            f"  naive baseline ({naive_count:,} results)",
+            f"  naive baseline, {naive_count:,} results ({label})",
             naive_rate,
             "results/s",
             note="SDK decoder + one ORM commit per result",
         )
     )
-    emit(Figure("  batchline / naive", rate / naive_rate, "x faster"))
+    emit(Figure(f"  batchline / naive ({label})", rate / naive_rate, "x faster"))
     for path in workdir.glob("results-*.jsonl"):
         path.unlink()

@@ -194,21 +194,21 @@ def run(case: Case, label: str, emit: Emit, targets: bool, absolute: bool = True
     megabytes = ours["body"] / 1e6
     limit = at_most(5.0) if targets and absolute else None
     emit(Figure(name, ours["total"], "s", limit, f"{megabytes:.0f} MB body"))
-    emit(Figure("  of which intake (Redis -> SQL)", ours["intake"], "s"))
-    emit(Figure("  of which assemble", ours["assemble"], "s"))
-    emit(Figure("  of which submit (SQL -> POST)", ours["submit"], "s"))
-    emit(Figure("  floor: Redis read", floors["redis_read"], "s"))
+    emit(Figure(f"  of which intake (Redis -> SQL) ({label})", ours["intake"], "s"))
+    emit(Figure(f"  of which assemble ({label})", ours["assemble"], "s"))
+    emit(Figure(f"  of which submit (SQL -> POST) ({label})", ours["submit"], "s"))
+    emit(Figure(f"  floor: Redis read ({label})", floors["redis_read"], "s"))
     emit(
         Figure(
-            f"  floor: {'COPY' if 'postgresql' in case.database_url else 'executemany'}",
+            f"  floor: {'COPY' if 'postgresql' in case.database_url else 'executemany'} ({label})",
             floors["load"],
             "s",
         )
     )
-    emit(Figure("  floor: one POST of the body", floors["post"], "s"))
+    emit(Figure(f"  floor: one POST of the body ({label})", floors["post"], "s"))
     emit(
         Figure(
-            "  batchline / sum of floors",
+            f"  batchline / sum of floors ({label})",
             ours["total"] / floor,
             "ratio",
             at_most(2.0) if targets else None,
@@ -216,7 +216,7 @@ def run(case: Case, label: str, emit: Emit, targets: bool, absolute: bool = True
     )
     emit(
         Figure(
-            "  worker peak memory / body",
+            f"  worker peak memory / body ({label})",
             ours["peak"] / ours["body"],
             "ratio",
             at_most(2.0) if targets else None,

@@ -54,6 +54,7 @@ def test_smoke_run__every_case_reports_its_figures(tmp_path: Path) -> None:
     doc = json.loads(report.read_text())
     assert doc["meta"]["failed"] == []
     results = {r["name"].strip(): r for r in doc["results"]}
+    assert len(results) == len(doc["results"]), "figure names must be unique in the report"
     for name in HEADLINES:
         assert name in results, f"{name} missing from {sorted(results)}"
         value = results[name]["value"]
