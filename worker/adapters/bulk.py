@@ -14,11 +14,16 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
+import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, Numeric, String, Table
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+# COPY runs on the raw psycopg cursor, so its errors arrive unwrapped by SQLAlchemy.
+UNIQUE_VIOLATIONS = (IntegrityError, psycopg.errors.UniqueViolation)
 
 
 def insert_missing(

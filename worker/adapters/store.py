@@ -26,7 +26,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import Batch, CachePrimer, Control, Request, Result
@@ -86,7 +85,7 @@ def insert_requests(session: Session, rows: Sequence[dict[str, Any]]) -> int:
             with session.begin_nested():
                 bulk.copy_rows(session, table, rows)
             return len(rows)
-        except IntegrityError:
+        except bulk.UNIQUE_VIOLATIONS:
             pass
     return len(bulk.insert_missing(session, table, rows))
 
