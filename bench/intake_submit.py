@@ -183,7 +183,8 @@ def _load_rows(url: str, rows: list[tuple[Any, ...]]) -> float:
 
 
 def run(case: Case, label: str, emit: Emit, targets: bool, absolute: bool = True) -> None:
-    """`absolute`: the 5 s target is set for 100,000 requests, so only then applies."""
+    """`absolute`: the 5 s and memory targets are set for 100,000 requests, so
+    only then apply."""
     _enqueue(case)
     quiesce_database(case.database_url)
     floors = in_child(measure_floors, case)
@@ -219,7 +220,9 @@ def run(case: Case, label: str, emit: Emit, targets: bool, absolute: bool = True
             f"  worker peak memory / body ({label})",
             ours["peak"] / ours["body"],
             "ratio",
-            at_most(2.0) if targets else None,
+            # Set for a 157 MB body; at smaller sizes the interpreter's own
+            # 120-odd MB would dominate whatever batchline does.
+            at_most(2.0) if targets and absolute else None,
             f"peak {ours['peak'] / 1e6:.0f} MB, {ours['start_rss'] / 1e6:.0f} MB at start",
         )
     )
