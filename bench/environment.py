@@ -46,15 +46,18 @@ class Backends:
 
 
 @contextmanager
-def scratch_postgres() -> Iterator[str]:
-    name = f"batchline_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+def scratch_postgres(
+    admin_url: str = PG_ADMIN_URL, prefix: str = "batchline_bench"
+) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database; dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:
-        raise ServiceMissing(f"PostgreSQL at {PG_ADMIN_URL} is not usable: {exc}") from None
-    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        raise ServiceMissing(f"PostgreSQL at {admin_url} is not usable: {exc}") from None
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     try:
         upgrade(url)
         yield url

@@ -15,21 +15,21 @@ from __future__ import annotations
 import random
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
+from bench.environment import scratch_postgres
 from tests.support.processes import ServiceProcesses, service_env
 from tests.support.redis_server import PrivateRedis
 from tests.support.tcp_proxy import TcpProxy
-from worker.database import make_engine, upgrade
+from worker.database import make_engine
 from worker.domain.states import TERMINAL_BATCH_STATES, TERMINAL_REQUEST_STATES
 from worker.emulator import EmulatorServer, FaultConfig
 from worker.emulator.admin import Records
@@ -161,21 +161,9 @@ def request_params(i: int) -> dict[str, object]:
     }
 
 
-@contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
+def scratch_database(admin_url: str) -> AbstractContextManager[str]:
     """A fresh, migrated PostgreSQL database; dropped after."""
-    name = f"batchline_chaos_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return scratch_postgres(admin_url, "batchline_chaos")
 
 
 class ChaosRun:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -166,31 +166,30 @@ def _check_json_values(value: object, where: str) -> None:
 
 
 def _json_values_ok(value: object) -> bool:
-    # Plain loops and exact-type tests for leaves: this runs on every enqueue, and
-    # generator expressions or ABC isinstance checks would cost more than the XADD.
+    # Plain loops and exact-type tests: this runs on every enqueue, and generator
+    # expressions or ABC isinstance checks would cost more than the XADD.
     if isinstance(value, dict):
-        for key, item in value.items():
+        for key in value:
             if type(key) is not str:
                 return False
-            kind = type(item)
-            if kind is str or kind is int or kind is bool or item is None:
-                continue
-            if not _json_values_ok(item):
-                return False
-        return True
+        return _all_values_ok(value.values())
     if isinstance(value, list | tuple):
-        for item in value:
-            kind = type(item)
-            if kind is str or kind is int or kind is bool or item is None:
-                continue
-            if not _json_values_ok(item):
-                return False
-        return True
+        return _all_values_ok(value)
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, Mapping):
         return all(isinstance(k, str) and _json_values_ok(v) for k, v in value.items())
     return True  # anything else is for orjson to accept or refuse
+
+
+def _all_values_ok(items: Iterable[object]) -> bool:
+    for item in items:
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if not _json_values_ok(item):
+            return False
+    return True
 
 
 def _first_bad_value(value: object, where: str) -> str:
