@@ -1,11 +1,12 @@
-"""Inserting many rows at once, skipping those already present.
+"""Inserting many rows at once.
 
-On PostgreSQL the rows are streamed with COPY into a temporary staging table,
-then moved with one INSERT ... SELECT ... ON CONFLICT DO NOTHING. A multi-row
-INSERT with bound parameters costs far more: psycopg parses the whole query
-text on the client, and that query grows with every row (see bench/README.md
-for the measurements). Elsewhere (SQLite), one executemany in the open
-transaction is already the fast path.
+On PostgreSQL rows go in by COPY: straight into the table when the caller
+knows they are new, else into a temporary staging table and on with one
+INSERT ... SELECT ... ON CONFLICT DO NOTHING. A multi-row INSERT with bound
+parameters costs far more there: psycopg parses the whole query text on the
+client, and that query grows with every row (see bench/README.md for the
+measurements). Elsewhere (SQLite), one executemany in the open transaction is
+already the fast path.
 """
 
 from __future__ import annotations
@@ -26,38 +27,34 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 UNIQUE_VIOLATIONS = (IntegrityError, psycopg.errors.UniqueViolation)
 
 
-def insert_missing(
-    session: Session,
-    table: Table,
-    rows: Sequence[dict[str, Any]],
-    conflict: Sequence[str] | None = None,
-    returning: str | None = None,
-) -> list[Any]:
-    """Insert `rows`, skipping any that conflict (on `conflict`, or any unique
-    constraint when None). Returns the `returning` column of the rows inserted,
-    or one None per inserted row when `returning` is None."""
+def insert_missing(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert `rows`, skipping any that conflict with a unique constraint;
+    returns how many were inserted."""
     if not rows:
-        return []
+        return 0
     if session.get_bind().dialect.name == "postgresql":
-        return _copy_insert(session, table, rows, conflict, returning)
-    stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict)
-    if returning is None:
-        return [None] * int(session.execute(stmt, list(rows)).rowcount)  # type: ignore[attr-defined]
-    return list(session.execute(stmt.returning(table.c[returning]), list(rows)).scalars())
+        return _staged_insert(session, table, rows)
+    stmt = sqlite.insert(table).on_conflict_do_nothing()
+    return int(session.execute(stmt, list(rows)).rowcount)  # type: ignore[attr-defined]
 
 
-def _copy_insert(
-    session: Session,
-    table: Table,
-    rows: Sequence[dict[str, Any]],
-    conflict: Sequence[str] | None,
-    returning: str | None,
-) -> list[Any]:
+def insert_new(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows the caller knows are new; a unique violation raises."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(table.insert(), list(rows))
+        return
+    columns = list(rows[0])
+    dbapi: Any = session.connection().connection.dbapi_connection
+    with dbapi.cursor() as cursor:
+        _copy(cursor, table, table.name, columns, rows)
+
+
+def _staged_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> int:
     columns = list(rows[0])
     stage = f"staged_{table.name}"
     names = ", ".join(columns)
-    target = f"({', '.join(conflict)})" if conflict else ""
-    tail = f" RETURNING {returning}" if returning else ""
     dbapi: Any = session.connection().connection.dbapi_connection
     with dbapi.cursor() as cursor:
         # Per connection, emptied at every commit; the LIKE keeps it in step with migrations.
@@ -65,30 +62,20 @@ def _copy_insert(
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
             f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        with cursor.copy(f"COPY {stage} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_copy_types(table, columns))
-            for values in _copy_values(table, columns, rows):
-                copy.write_row(values)
+        _copy(cursor, table, stage, columns, rows)
         cursor.execute(
-            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {stage} "
-            f"ON CONFLICT {target} DO NOTHING{tail}"
+            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {stage} ON CONFLICT DO NOTHING"
         )
-        inserted = [r[0] for r in cursor.fetchall()] if returning else [None] * cursor.rowcount
+        inserted = int(cursor.rowcount)
         # Emptied now too: a second call in the same transaction must not see these rows.
         cursor.execute(f"DELETE FROM {stage}")
     return inserted
 
 
-def copy_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """COPY rows straight into `table` (PostgreSQL only); the caller knows they are new."""
-    if not rows:
-        return
-    columns = list(rows[0])
-    dbapi: Any = session.connection().connection.dbapi_connection
-    with (
-        dbapi.cursor() as cursor,
-        cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy,
-    ):
+def _copy(
+    cursor: Any, table: Table, target: str, columns: list[str], rows: Sequence[dict[str, Any]]
+) -> None:
+    with cursor.copy(f"COPY {target} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(_copy_types(table, columns))
         for values in _copy_values(table, columns, rows):
             copy.write_row(values)

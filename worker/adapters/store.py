@@ -83,11 +83,11 @@ def insert_requests(session: Session, rows: Sequence[dict[str, Any]]) -> int:
         # meanwhile, the savepoint rolls back and the skipping path below runs.
         try:
             with session.begin_nested():
-                bulk.copy_rows(session, table, rows)
+                bulk.insert_new(session, table, rows)
             return len(rows)
         except bulk.UNIQUE_VIOLATIONS:
             pass
-    return len(bulk.insert_missing(session, table, rows))
+    return bulk.insert_missing(session, table, rows)
 
 
 def _all_new(session: Session, rows: Sequence[dict[str, Any]]) -> bool:
@@ -558,11 +558,7 @@ def insert_results(session: Session, batch_id: int, rows: Sequence[dict[str, Any
     for row in rows:
         if row["custom_id"] not in stored:
             fresh.setdefault(row["custom_id"], row)  # a line repeated in the stream counts once
-    table = cast(Table, Result.__table__)
-    if session.get_bind().dialect.name == "postgresql":
-        bulk.copy_rows(session, table, list(fresh.values()))
-    elif fresh:
-        session.execute(table.insert(), list(fresh.values()))
+    bulk.insert_new(session, cast(Table, Result.__table__), list(fresh.values()))
     return set(fresh)
 
 
@@ -583,8 +579,10 @@ def settle_requests(
     now: datetime,
     charge: bool,
     error: str | None = None,
+    attempt: int | None = None,
 ) -> list[str]:
-    """Move this batch's in_batch requests to `state`; returns those that moved."""
+    """Move this batch's in_batch requests to `state` (only those on `attempt`,
+    when given); returns those that moved."""
     terminal = state is not RequestState.QUEUED
     values: dict[str, Any] = {
         "state": state,
@@ -596,15 +594,15 @@ def settle_requests(
         values["charged_attempts"] = Request.charged_attempts + 1
     if terminal:
         values["finished_at"] = now
+    guards = _still_in_batch(batch_id)
+    if attempt is not None:
+        guards = (*guards, Request.attempts == attempt)
     moved: list[str] = []
     for part in chunks(list(request_ids)):
         # Guarded on membership: a request settled by another batch stays as it is.
         stmt = (
             update(Request)
-            .where(
-                _among(session, Request.id, part),
-                *_still_in_batch(batch_id),
-            )
+            .where(_among(session, Request.id, part), *guards)
             .values(**values)
             .returning(Request.id)
         )
@@ -626,30 +624,13 @@ def settle_attempts(
         by_attempt.setdefault(ref.attempt, []).append(ref.request_id)
     moved: set[str] = set()
     for attempt, request_ids in by_attempt.items():
-        for part in chunks(request_ids):
-            stmt = (
-                update(Request)
-                .where(
-                    _among(session, Request.id, part),
-                    Request.attempts == attempt,
-                    *_still_in_batch(batch_id),
-                )
-                .values(
-                    state=state,
-                    batch_id=None,
-                    updated_at=now,
-                    last_error=None,
-                    finished_at=now,
-                    charged_attempts=Request.charged_attempts + 1,
-                )
-                .returning(Request.id)
-                .execution_options(synchronize_session=False)
-            )
-            moved.update(session.scalars(stmt))
+        moved.update(
+            settle_requests(session, batch_id, request_ids, state, now, True, attempt=attempt)
+        )
     return moved
 
 
-def _still_in_batch(batch_id: int) -> tuple[Any, Any]:
+def _still_in_batch(batch_id: int) -> tuple[Any, ...]:
     """The membership guard, written so no index can serve it.
 
     The rows are found by primary key (the id list). Left indexable, the guard

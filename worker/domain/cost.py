@@ -72,26 +72,35 @@ class PriceTable:
         read: int,
     ) -> Decimal | None:
         """`batch_cost` from plain counts, with no Usage to build: ingestion's hot path."""
+        full = self._full_price(model, input_tokens, output_tokens, write_5m, write_1h, read)
+        return None if full is None else full * self.batch_discount
+
+    def synchronous_cost(self, model: str, usage: Usage) -> Decimal | None:
+        return self._full_price(
+            model,
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_write_5m_tokens,
+            usage.cache_write_1h_tokens,
+            usage.cache_read_tokens,
+        )
+
+    def _full_price(
+        self,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        write_5m: int,
+        write_1h: int,
+        read: int,
+    ) -> Decimal | None:
         price = self.price_of(model)
         if price is None:
             return None
         weighted: Decimal | int = input_tokens
         if write_5m or write_1h or read:
             weighted += write_5m * self.write_5m + write_1h * self.write_1h + read * self.read
-        full = (weighted * price.input + output_tokens * price.output) / MILLION
-        return full * self.batch_discount
-
-    def synchronous_cost(self, model: str, usage: Usage) -> Decimal | None:
-        price = self.price_of(model)
-        if price is None:
-            return None
-        input_side = (
-            usage.input_tokens
-            + usage.cache_write_5m_tokens * self.write_5m
-            + usage.cache_write_1h_tokens * self.write_1h
-            + usage.cache_read_tokens * self.read
-        ) * price.input
-        return (input_side + usage.output_tokens * price.output) / MILLION
+        return (weighted * price.input + output_tokens * price.output) / MILLION
 
     def batch_cost(self, model: str, usage: Usage) -> Decimal | None:
         """USD at batch prices; None for a model the table does not know."""
