@@ -26,4 +26,4 @@ USER batchline
 WORKDIR /home/batchline
 # Flower, the emulator.
 EXPOSE 5555 8765
-CMD ["celery", "-A", "worker.celery_app:app", "worker", "--loglevel=INFO"]
+CMD ["celery", "-A", "batchline", "worker", "--loglevel=INFO"]

@@ -5,9 +5,13 @@ BIN := $(VENV)/bin
 
 all: lint typecheck test
 
+# The folders worker/, models/ and migrations/ are mapped into the one namespace
+# `batchline`. A strict editable install links them into build/ so that mypy
+# (which cannot follow setuptools' import hooks) sees the namespace too; run
+# `make install` again after adding a module.
 install:
 	python3 -m venv $(VENV)
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev]" --config-settings editable_mode=strict
 
 services:
 	bash .ci/services

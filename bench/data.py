@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from worker.domain.custom_ids import encode_custom_id
+from batchline.domain.custom_ids import encode_custom_id
 
 MODEL = "claude-haiku-4-5"
 PROMPT_CHARS = 1_400

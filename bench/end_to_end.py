@@ -40,21 +40,21 @@ from pathlib import Path
 import redis
 from sqlalchemy import Engine, func, select
 
+from batchline.database import READ_ONLY, make_engine
+from batchline.domain.states import TERMINAL_BATCH_STATES, TERMINAL_REQUEST_STATES
+from batchline.keys import RedisKeys
+from batchline.local import child_env
+from batchline.models import Batch, Request, Result
+from batchline.producer import Producer
+from batchline.settings import Settings
 from bench.data import request_bodies
 from bench.environment import EMULATOR_KEY, fresh_database, fresh_redis
 from bench.report import Emit, Figure
-from models import Batch, Request, Result
-from worker.database import READ_ONLY, make_engine
-from worker.domain.states import TERMINAL_BATCH_STATES, TERMINAL_REQUEST_STATES
-from worker.keys import RedisKeys
-from worker.local import child_env
-from worker.producer import Producer
-from worker.settings import Settings
 
 # Its own stream and beat lock: other benchmarks use "bench" on the same Redis db.
 PREFIX = "bench-e2e"
 REPO = Path(__file__).resolve().parent.parent
-CELERY = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app"]
+CELERY = [sys.executable, "-m", "celery", "-A", "batchline"]
 # A name of its own, and no start-up chatter with other workers on the broker.
 WORKER_FLAGS = ("-n", "bench@%h", "--without-mingle", "--without-gossip")
 POLL_SECONDS = 0.5

@@ -6,15 +6,15 @@ from typing import Any
 
 import redis
 
+from batchline.adapters.intake import IntakeEntry, encode_fields
+from batchline.domain.custom_ids import new_request_id
+from batchline.keys import RedisKeys
+from batchline.producer import Producer
+from batchline.settings import Settings
 from bench.data import request_bodies
 from bench.environment import fresh_redis
 from bench.report import Emit, Figure, at_least
 from bench.timing import interleaved
-from worker.adapters.intake import IntakeEntry, encode_fields
-from worker.domain.custom_ids import new_request_id
-from worker.keys import RedisKeys
-from worker.producer import Producer
-from worker.settings import Settings
 
 PIPELINE_CHUNK = 1_000
 

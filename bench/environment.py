@@ -21,9 +21,9 @@ import httpx2
 import redis
 from sqlalchemy import create_engine, make_url, text
 
-from models import metadata
-from worker.database import make_engine, upgrade
-from worker.local import free_port
+from batchline.database import make_engine, upgrade
+from batchline.local import free_port
+from batchline.models import metadata
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -114,7 +114,7 @@ def emulator_process(processing_seconds: float = 0.0) -> Iterator[str]:
         [
             sys.executable,
             "-c",
-            "from worker.cli import main; main()",
+            "from batchline.cli import main; main()",
             "emulator",
             "--port",
             str(port),

@@ -22,18 +22,18 @@ import orjson
 from sqlalchemy import JSON, Integer, String, Table, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from batchline.adapters import bulk
+from batchline.adapters.notify import NullNotifier
+from batchline.database import make_engine, make_session_factory
+from batchline.domain.custom_ids import new_request_id
+from batchline.domain.states import BatchState, RequestState
+from batchline.models import Batch, Request
+from batchline.runtime import freeze_long_lived_objects
+from batchline.settings import Settings
 from bench.data import file_chunks, write_results_file
 from bench.environment import fresh_database, quiesce_database
 from bench.isolate import in_child, peak_memory
 from bench.report import Emit, Figure, at_least, at_most
-from models import Batch, Request
-from worker.adapters import bulk
-from worker.adapters.notify import NullNotifier
-from worker.database import make_engine, make_session_factory
-from worker.domain.custom_ids import new_request_id
-from worker.domain.states import BatchState, RequestState
-from worker.runtime import freeze_long_lived_objects
-from worker.settings import Settings
 
 REMOTE_ID = "msgbatch_bench"
 
@@ -108,8 +108,8 @@ def prepare(case: Case) -> int:
 
 def measure_batchline(case: Case) -> dict[str, float]:
     """In a fresh process: the real ingest_batch, timed and memory-measured."""
-    from worker.services.context import Pipeline
-    from worker.services.ingest import ingest_batch
+    from batchline.services.context import Pipeline
+    from batchline.services.ingest import ingest_batch
 
     engine = make_engine(case.database_url)
     settings = Settings(database_url=case.database_url)

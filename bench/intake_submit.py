@@ -18,15 +18,15 @@ import httpx2
 import redis
 from sqlalchemy import text
 
+from batchline.adapters.intake import StreamEntry, decode_entries
+from batchline.database import make_engine
+from batchline.keys import RedisKeys
+from batchline.producer import Producer
+from batchline.settings import Settings
 from bench.data import request_bodies
 from bench.environment import EMULATOR_KEY, fresh_database, fresh_redis, quiesce_database
 from bench.isolate import in_child, peak_memory
 from bench.report import Emit, Figure, at_most
-from worker.adapters.intake import StreamEntry, decode_entries
-from worker.database import make_engine
-from worker.keys import RedisKeys
-from worker.producer import Producer
-from worker.settings import Settings
 
 PREFIX = "bench"
 READ_COUNT = 100  # entries (bundles of up to 100 requests) per XRANGE
@@ -62,8 +62,8 @@ def _enqueue(case: Case) -> None:
 
 def measure_batchline(case: Case) -> dict[str, float]:
     """In a fresh process: intake, assembly and submission, timed and memory-measured."""
-    from worker.runtime import build_pipeline, freeze_long_lived_objects
-    from worker.services import assemble, intake, submit
+    from batchline.runtime import build_pipeline, freeze_long_lived_objects
+    from batchline.services import assemble, intake, submit
 
     pipeline = build_pipeline(case.settings())
     with pipeline.engine.connect():

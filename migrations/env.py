@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import Connection, engine_from_config, pool
 
-from models import metadata
-from worker.database import prepare_sqlite_path
-from worker.settings import Settings
+from batchline.database import prepare_sqlite_path
+from batchline.models import metadata
+from batchline.settings import Settings
 
 config = context.config
 url = config.attributes.get("database_url") or Settings.from_env().database_url
@@ -32,7 +32,7 @@ def run_online() -> None:
         _run(conn)
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,

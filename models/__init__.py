@@ -6,7 +6,7 @@
 - `Control`: service-wide switches (submission paused and why).
 """
 
-from models.base import Base, metadata
-from models.tables import Batch, CachePrimer, Control, Request, Result
+from batchline.models.base import Base, metadata
+from batchline.models.tables import Batch, CachePrimer, Control, Request, Result
 
 __all__ = ["Base", "Batch", "CachePrimer", "Control", "Request", "Result", "metadata"]

@@ -22,8 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from models.base import Base, JsonDocument, UtcDateTime
-from worker.domain.states import BatchState, RequestState
+from batchline.domain.states import BatchState, RequestState
+from batchline.models.base import Base, JsonDocument, UtcDateTime
 
 # SQLite only autoincrements INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -60,7 +60,7 @@ class Request(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    # Hash of the prompt-cache prefix (see worker.domain.prefix); NULL when none.
+    # Hash of the prompt-cache prefix (see batchline.domain.prefix); NULL when none.
     prefix_hash: Mapped[str | None] = mapped_column(String(32))
     # Sent with every cache breakpoint set to a 1-hour TTL (a primed group).
     cache_ttl_1h: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -24,13 +24,13 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from models import Request
+from batchline.database import make_engine
+from batchline.emulator import EmulatorServer
+from batchline.models import Request
+from batchline.producer import Producer
+from batchline.settings import Settings
 from tests.support.chaos import scratch_database
 from tests.support.processes import ServiceProcesses, service_env
-from worker.database import make_engine
-from worker.emulator import EmulatorServer
-from worker.producer import Producer
-from worker.settings import Settings
 
 PG_ADMIN_URL = os.environ.get(
     "BATCHLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -20,14 +20,14 @@ import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from models import metadata
-from worker.adapters.intake import RedisIntakeStream
-from worker.adapters.memory_api import MemoryBatchApi
-from worker.adapters.notify import RedisNotifier
-from worker.database import make_engine, make_session_factory, upgrade
-from worker.keys import RedisKeys
-from worker.services.context import Pipeline
-from worker.settings import Settings
+from batchline.adapters.intake import RedisIntakeStream
+from batchline.adapters.memory_api import MemoryBatchApi
+from batchline.adapters.notify import RedisNotifier
+from batchline.database import make_engine, make_session_factory, upgrade
+from batchline.keys import RedisKeys
+from batchline.models import metadata
+from batchline.services.context import Pipeline
+from batchline.settings import Settings
 
 pytest_plugins = ["tests.emulator_fixtures", "tests.support.emulated"]
 

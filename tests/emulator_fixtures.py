@@ -18,7 +18,7 @@ from typing import Any
 import anthropic
 import pytest
 
-from worker.emulator import EmulatorAdmin, EmulatorServer
+from batchline.emulator import EmulatorAdmin, EmulatorServer
 
 FIXTURE_PROCESSING_SECONDS = 0.2
 TEST_API_KEY = "test-key"

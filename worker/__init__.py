@@ -1,11 +1,11 @@
 """batchline: enqueue Messages API requests, get them run through Message Batches.
 
-    from worker import enqueue
+    from batchline import enqueue
     handle = enqueue({"model": ..., "max_tokens": ..., "messages": [...]})
     result = handle.result(timeout=3600)   # typed as the SDK types batch results
 
 The names below load on first use, so importing a submodule (the models
-import `worker.domain`) does not pull in the whole producer stack.
+import `batchline.domain`) does not pull in the whole producer stack.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from worker.control import cancel_batch, cancel_request  # noqa: F401
-    from worker.domain.validation import InvalidRequest  # noqa: F401
-    from worker.handles import RequestHandle  # noqa: F401
-    from worker.ledger import estimate  # noqa: F401
-    from worker.producer import (  # noqa: F401
+    from batchline.celery_app import app  # noqa: F401
+    from batchline.control import cancel_batch, cancel_request  # noqa: F401
+    from batchline.domain.validation import InvalidRequest  # noqa: F401
+    from batchline.handles import RequestHandle  # noqa: F401
+    from batchline.ledger import estimate  # noqa: F401
+    from batchline.producer import (  # noqa: F401
         Item,
         Producer,
         aenqueue,
@@ -28,17 +29,19 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
-    "InvalidRequest": "worker.domain.validation",
-    "RequestHandle": "worker.handles",
-    "cancel_batch": "worker.control",
-    "cancel_request": "worker.control",
-    "Item": "worker.producer",
-    "aenqueue": "worker.producer",
-    "estimate": "worker.ledger",
-    "Producer": "worker.producer",
-    "default_producer": "worker.producer",
-    "enqueue": "worker.producer",
-    "enqueue_many": "worker.producer",
+    # `celery -A batchline worker` finds the Celery app here (Celery looks for `app`).
+    "app": "batchline.celery_app",
+    "InvalidRequest": "batchline.domain.validation",
+    "RequestHandle": "batchline.handles",
+    "cancel_batch": "batchline.control",
+    "cancel_request": "batchline.control",
+    "Item": "batchline.producer",
+    "aenqueue": "batchline.producer",
+    "estimate": "batchline.ledger",
+    "Producer": "batchline.producer",
+    "default_producer": "batchline.producer",
+    "enqueue": "batchline.producer",
+    "enqueue_many": "batchline.producer",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -46,5 +49,5 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
-        raise AttributeError(f"module 'worker' has no attribute {name!r}")
+        raise AttributeError(f"module 'batchline' has no attribute {name!r}")
     return getattr(import_module(_EXPORTS[name]), name)

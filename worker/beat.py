@@ -15,8 +15,8 @@ from typing import Any
 import redis
 from celery.beat import Scheduler
 
-from worker import runtime
-from worker.keys import RedisKeys
+from batchline import runtime
+from batchline.keys import RedisKeys
 
 log = logging.getLogger("batchline.beat")
 

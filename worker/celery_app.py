@@ -1,4 +1,4 @@
-"""The Celery app: `celery -A worker.celery_app:app worker` / `... beat`.
+"""The Celery app: `celery -A batchline worker` / `... beat`.
 
 Settings the invariants depend on (DESIGN.md): late acks and prefetch 1, so a
 killed worker's task is redelivered; time limits well below the Redis
@@ -13,7 +13,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import setup_logging, worker_init, worker_process_init
 
-from worker import runtime
+from batchline import runtime
 
 VISIBILITY_TIMEOUT = 3600
 TASK_TIME_LIMIT = 1800
@@ -22,7 +22,7 @@ TASK_SOFT_TIME_LIMIT = 1700
 
 def make_app() -> Celery:
     config = runtime.settings()
-    app = Celery("batchline", broker=config.redis_url, include=["worker.tasks"])
+    app = Celery("batchline", broker=config.redis_url, include=["batchline.tasks"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -39,7 +39,7 @@ def make_app() -> Celery:
         worker_hijack_root_logger=False,
         timezone="UTC",
         beat_schedule=beat_schedule(config),
-        beat_scheduler="worker.beat:LockedScheduler",
+        beat_scheduler="batchline.beat:LockedScheduler",
         beat_max_loop_interval=5,
     )
     return app
@@ -70,7 +70,7 @@ def _structured_logs(loglevel: Any = None, **_: Any) -> None:
     # Connected, so Celery leaves logging to batchline: JSON lines with ids as fields.
     import logging
 
-    from worker import logs
+    from batchline import logs
 
     level = loglevel if isinstance(loglevel, str) else logging.getLevelName(loglevel or 20)
     logs.configure(level)
@@ -88,7 +88,7 @@ def _check_redis(**_: Any) -> None:
 
     import redis
 
-    from worker.adapters.redis_health import redis_problems
+    from batchline.adapters.redis_health import redis_problems
 
     client = redis.Redis.from_url(runtime.settings().redis_url)
     try:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from worker.settings import Settings, SettingsError
+from batchline.settings import Settings, SettingsError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,7 +25,7 @@ def friendly_errors(fn: F) -> F:
         from redis.exceptions import ConnectionError as RedisConnectionError
         from sqlalchemy.exc import OperationalError
 
-        from worker.domain.validation import InvalidRequest
+        from batchline.domain.validation import InvalidRequest
 
         try:
             return fn(*args, **kwargs)
@@ -61,7 +61,7 @@ def db() -> None:
 @friendly_errors
 def db_upgrade(revision: str) -> None:
     """Apply the migrations to BATCHLINE_DATABASE_URL (SQLite file by default)."""
-    from worker.database import upgrade
+    from batchline.database import upgrade
 
     settings = load_settings()
     upgrade(settings.database_url, revision)
@@ -73,7 +73,7 @@ def db_upgrade(revision: str) -> None:
 @friendly_errors
 def run(concurrency: int) -> None:
     """Run the service (worker and beat) on embedded defaults until Ctrl-C."""
-    from worker.local import LocalStartError, local_service
+    from batchline.local import LocalStartError, local_service
 
     _stop_on_signals()
     try:
@@ -93,8 +93,8 @@ def run(concurrency: int) -> None:
 @friendly_errors
 def demo(timeout: float) -> None:
     """Replay the seed cookbook's two examples through the whole service, then exit."""
-    from worker.demo import run_demo
-    from worker.local import LocalStartError, local_service
+    from batchline.demo import run_demo
+    from batchline.local import LocalStartError, local_service
 
     settings = replace(
         load_settings(),
@@ -128,8 +128,8 @@ def _say(message: str) -> None:
 
 def _register_commands() -> None:
     # Imported for their @cli.command side effects; each module is one area.
-    from worker import cli_io, cli_ops, doctor, metrics  # noqa: F401
-    from worker.emulator.cli import emulator
+    from batchline import cli_io, cli_ops, doctor, metrics  # noqa: F401
+    from batchline.emulator.cli import emulator
 
     cli.add_command(emulator)
 

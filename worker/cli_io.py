@@ -18,10 +18,10 @@ import click
 import orjson
 from rich.progress import Progress
 
-from worker.cli import cli, friendly_errors, load_settings
-from worker.database import session_scope
-from worker.domain.custom_ids import CUSTOM_ID_PATTERN
-from worker.domain.validation import InvalidRequest, encode_params
+from batchline.cli import cli, friendly_errors, load_settings
+from batchline.database import session_scope
+from batchline.domain.custom_ids import CUSTOM_ID_PATTERN
+from batchline.domain.validation import InvalidRequest, encode_params
 
 CHUNK = 1_000
 
@@ -89,11 +89,11 @@ def check_file(path: Path) -> int:
 @friendly_errors
 def enqueue(path: Path, dry_run: bool) -> None:
     """Enqueue every request of a JSONL file of {custom_id, params} lines."""
-    from worker.producer import Item, Producer
+    from batchline.producer import Item, Producer
 
     total = check_file(path)
     if dry_run:
-        from worker.ledger import estimate as estimate_cost
+        from batchline.ledger import estimate as estimate_cost
 
         guess = estimate_cost(params for _n, _c, params in read_requests(path))
         click.echo(f"{path}: {total} requests, all valid; nothing enqueued (--dry-run)")
@@ -159,7 +159,7 @@ CSV_COLUMNS = [
 def results_export(fmt: str, batch_id: int | None, state: str | None, output: Path | None) -> None:
     """Stream results as JSONL in the API's own per-line shape, or as CSV."""
     with session_scope(load_settings()) as session, _open(output) as out:
-        from worker.adapters.queries import export_rows
+        from batchline.adapters.queries import export_rows
 
         rows = export_rows(session, batch_id, state)
         (_write_jsonl if fmt == "jsonl" else _write_csv)(rows, out)

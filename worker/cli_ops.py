@@ -15,13 +15,13 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from worker import ledger
-from worker.adapters import maintenance, queries, store
-from worker.adapters.intake import RedisIntakeStream
-from worker.cli import cli, friendly_errors, load_settings
-from worker.database import session_scope
-from worker.keys import RedisKeys
-from worker.settings import Settings
+from batchline import ledger
+from batchline.adapters import maintenance, queries, store
+from batchline.adapters.intake import RedisIntakeStream
+from batchline.cli import cli, friendly_errors, load_settings
+from batchline.database import session_scope
+from batchline.keys import RedisKeys
+from batchline.settings import Settings
 
 
 def out() -> Console:
@@ -224,7 +224,7 @@ def batches_show(batch_id: int) -> None:
 @friendly_errors
 def batches_cancel(batch_id: int) -> None:
     """Ask for a batch to be canceled (its next poll sends the cancel)."""
-    from worker.control import cancel_batch
+    from batchline.control import cancel_batch
 
     if not cancel_batch(batch_id, load_settings()):
         raise click.ClickException(f"batch {batch_id} does not exist or cannot be canceled now")

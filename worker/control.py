@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from worker.adapters import store
-from worker.database import session_scope
-from worker.settings import Settings
+from batchline.adapters import store
+from batchline.database import session_scope
+from batchline.settings import Settings
 
 
 def cancel_batch(batch_id: int, settings: Settings | None = None) -> bool:

@@ -1,7 +1,7 @@
 """Engines, sessions and migrations.
 
 Engines are made by callers after the prefork pool forks (see
-`worker.runtime`), never at import time: a pooled connection shared across a
+`batchline.runtime`), never at import time: a pooled connection shared across a
 fork corrupts both processes' protocol state.
 """
 
@@ -17,11 +17,14 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker.settings import Settings
+import batchline.migrations as _migrations_package
+from batchline.settings import Settings
 
 # Execution option for a connection that only reads (see _sqlite_engine).
 READ_ONLY = "batchline_read_only"
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# Found through the package, not beside this file: the repository's migrations/
+# folder is mapped into the `batchline.migrations` namespace.
+MIGRATIONS_DIR = Path(_migrations_package.__file__ or "").resolve().parent
 
 
 def prepare_sqlite_path(url: str) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from worker import cookbook
-from worker.adapters import queries
-from worker.database import READ_ONLY, make_engine, make_session_factory
-from worker.domain.states import TERMINAL_REQUEST_STATES
-from worker.producer import Producer
-from worker.settings import Settings
+from batchline import cookbook
+from batchline.adapters import queries
+from batchline.database import READ_ONLY, make_engine, make_session_factory
+from batchline.domain.states import TERMINAL_REQUEST_STATES
+from batchline.producer import Producer
+from batchline.settings import Settings
 
 EXCERPT = 200
 

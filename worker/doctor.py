@@ -13,13 +13,13 @@ import httpx2
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker.adapters import queries, store
-from worker.adapters.anthropic_api import DEFAULT_BASE_URL
-from worker.adapters.redis_health import redis_problems
-from worker.cli import cli, load_settings
-from worker.database import current_and_head, make_engine, make_session_factory, session_scope
-from worker.ledger import spend_cap_reached
-from worker.settings import Settings
+from batchline.adapters import queries, store
+from batchline.adapters.anthropic_api import DEFAULT_BASE_URL
+from batchline.adapters.redis_health import redis_problems
+from batchline.cli import cli, load_settings
+from batchline.database import current_and_head, make_engine, make_session_factory, session_scope
+from batchline.ledger import spend_cap_reached
+from batchline.settings import Settings
 
 MAX_CLOCK_SKEW_SECONDS = 30.0
 

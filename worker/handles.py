@@ -13,12 +13,12 @@ from pydantic import TypeAdapter
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker.adapters import queries
-from worker.domain.states import TERMINAL_REQUEST_STATES, RequestState
-from worker.keys import RedisKeys
+from batchline.adapters import queries
+from batchline.domain.states import TERMINAL_REQUEST_STATES, RequestState
+from batchline.keys import RedisKeys
 
 if TYPE_CHECKING:
-    from worker.producer import Producer
+    from batchline.producer import Producer
 
 # Between wake-ups a waiter still looks at SQL this often, in case a
 # notification was missed (pub/sub delivers at most once).

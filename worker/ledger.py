@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from models import Request, Result
-from worker.domain.cost import Estimate, PriceTable
-from worker.domain.validation import encode_params
-from worker.prices import load_prices
+from batchline.domain.cost import Estimate, PriceTable
+from batchline.domain.validation import encode_params
+from batchline.models import Request, Result
+from batchline.prices import load_prices
 
 
 @dataclass(frozen=True)

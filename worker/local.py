@@ -24,8 +24,8 @@ from pathlib import Path
 
 import redis
 
-from worker.database import upgrade
-from worker.settings import DEFAULT_DATA_DIR, Settings
+from batchline.database import upgrade
+from batchline.settings import DEFAULT_DATA_DIR, Settings
 
 Say = Callable[[str], None]
 
@@ -110,7 +110,7 @@ def local_service(
         upgrade(settings.database_url)
         say(f"database ready: {_redact(settings.database_url)}")
         if settings.api_key is None:
-            from worker.emulator import EmulatorServer
+            from batchline.emulator import EmulatorServer
 
             emulator = stack.enter_context(EmulatorServer(processing_seconds=processing_seconds))
             settings = replace(settings, api_key="emulator-key", base_url=emulator.base_url)
@@ -132,7 +132,7 @@ def _worker_and_beat(
         "-m",
         "celery",
         "-A",
-        "worker.celery_app:app",
+        "batchline",
         "worker",
         "-B",
         "-s",

@@ -16,11 +16,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import Float, cast, func, select
 
-from models import Batch, Result
-from worker.adapters import queries
-from worker.cli import cli, friendly_errors, load_settings
-from worker.database import READ_ONLY, make_engine, make_session_factory
-from worker.settings import Settings
+from batchline.adapters import queries
+from batchline.cli import cli, friendly_errors, load_settings
+from batchline.database import READ_ONLY, make_engine, make_session_factory
+from batchline.models import Batch, Result
+from batchline.settings import Settings
 
 STAGES = {
     # name: (start column, end column)
@@ -48,7 +48,7 @@ class BatchlineCollector(Collector):
             engine.dispose()
 
     def _collect(self, sessions: Any) -> Iterator[Any]:
-        from worker.cli_ops import queue_depth
+        from batchline.cli_ops import queue_depth
 
         depth = queue_depth(self._settings)
         yield GaugeMetricFamily(

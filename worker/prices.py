@@ -7,7 +7,7 @@ import tomllib
 from functools import lru_cache
 from pathlib import Path
 
-from worker.domain.cost import PriceTable
+from batchline.domain.cost import PriceTable
 
 SHIPPED = Path(__file__).resolve().parent / "config" / "prices.toml"
 

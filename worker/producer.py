@@ -1,4 +1,4 @@
-"""The producer API that application code imports: `from worker import enqueue`.
+"""The producer API that application code imports: `from batchline import enqueue`.
 
 An enqueue validates the request, then writes one entry to the Redis intake
 stream: as cheap as pushing to any queue. Nothing touches SQL on this path.
@@ -17,13 +17,13 @@ from typing import Any
 import orjson
 import redis
 
-from worker.adapters.intake import IntakeEntry, RedisIntakeStream
-from worker.database import READ_ONLY, make_engine, make_session_factory
-from worker.domain.custom_ids import new_request_id
-from worker.domain.validation import InvalidRequest, check_key, check_tags, encode_params
-from worker.handles import RequestHandle, ResultReader
-from worker.keys import RedisKeys
-from worker.settings import Settings
+from batchline.adapters.intake import IntakeEntry, RedisIntakeStream
+from batchline.database import READ_ONLY, make_engine, make_session_factory
+from batchline.domain.custom_ids import new_request_id
+from batchline.domain.validation import InvalidRequest, check_key, check_tags, encode_params
+from batchline.handles import RequestHandle, ResultReader
+from batchline.keys import RedisKeys
+from batchline.settings import Settings
 
 
 @dataclass(frozen=True)

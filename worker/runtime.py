@@ -13,13 +13,13 @@ import threading
 
 import redis
 
-from worker.adapters.anthropic_api import AnthropicBatchApi
-from worker.adapters.intake import RedisIntakeStream
-from worker.adapters.notify import RedisNotifier
-from worker.database import make_engine, make_session_factory
-from worker.keys import RedisKeys
-from worker.services.context import Pipeline
-from worker.settings import Settings
+from batchline.adapters.anthropic_api import AnthropicBatchApi
+from batchline.adapters.intake import RedisIntakeStream
+from batchline.adapters.notify import RedisNotifier
+from batchline.database import make_engine, make_session_factory
+from batchline.keys import RedisKeys
+from batchline.services.context import Pipeline
+from batchline.settings import Settings
 
 _lock = threading.Lock()
 _pipeline: Pipeline | None = None

@@ -14,11 +14,11 @@ from typing import Any, TypeVar
 import redis
 from sqlalchemy.exc import OperationalError
 
-from worker import runtime
-from worker.adapters.batch_api import ApiUnavailable
-from worker.celery_app import app
-from worker.services import assemble, callbacks, ingest, poll, reconcile, submit
-from worker.services import intake as intake_service
+from batchline import runtime
+from batchline.adapters.batch_api import ApiUnavailable
+from batchline.celery_app import app
+from batchline.services import assemble, callbacks, ingest, poll, reconcile, submit
+from batchline.services import intake as intake_service
 
 log = logging.getLogger("batchline.tasks")
 F = TypeVar("F", bound=Callable[..., Any])

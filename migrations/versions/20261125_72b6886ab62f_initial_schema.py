@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-import models.base
+import batchline.models.base
 
 revision: str = "72b6886ab62f"
 down_revision: str | None = None
@@ -43,19 +43,31 @@ def upgrade() -> None:
         sa.Column("submit_tries", sa.Integer(), nullable=False),
         sa.Column("cancel_requested", sa.Boolean(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("created_at", models.base.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", models.base.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("submit_started_at", models.base.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("submitted_at", models.base.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("next_submit_at", models.base.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("next_poll_at", models.base.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("lease_until", models.base.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("remote_created_at", models.base.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("remote_expires_at", models.base.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("remote_ended_at", models.base.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("cancel_initiated_at", models.base.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("archived_at", models.base.UtcDateTime(timezone=True), nullable=True),
-        sa.Column("ingested_at", models.base.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", batchline.models.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", batchline.models.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column(
+            "submit_started_at", batchline.models.base.UtcDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("submitted_at", batchline.models.base.UtcDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "next_submit_at", batchline.models.base.UtcDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("next_poll_at", batchline.models.base.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("lease_until", batchline.models.base.UtcDateTime(timezone=True), nullable=True),
+        sa.Column(
+            "remote_created_at", batchline.models.base.UtcDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "remote_expires_at", batchline.models.base.UtcDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "remote_ended_at", batchline.models.base.UtcDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "cancel_initiated_at", batchline.models.base.UtcDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("archived_at", batchline.models.base.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("ingested_at", batchline.models.base.UtcDateTime(timezone=True), nullable=True),
         sa.CheckConstraint("origin IN ('planned', 'adopted')", name=op.f("ck_batches_origin")),
         sa.CheckConstraint(
             "state IN ('prepared', 'submitting', 'unknown', 'submitted', 'ended', 'ingested', 'refused', 'released')",
@@ -75,7 +87,7 @@ def upgrade() -> None:
         "controls",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("value", sa.Text(), nullable=True),
-        sa.Column("updated_at", models.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", batchline.models.base.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_controls")),
     )
     op.create_table(
@@ -97,10 +109,10 @@ def upgrade() -> None:
         sa.Column("charged_attempts", sa.Integer(), nullable=False),
         sa.Column("max_attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
-        sa.Column("enqueued_at", models.base.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("created_at", models.base.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", models.base.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", models.base.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("enqueued_at", batchline.models.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", batchline.models.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", batchline.models.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", batchline.models.base.UtcDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "(state = 'in_batch') = (batch_id IS NOT NULL)",
             name=op.f("ck_requests_batch_membership"),
@@ -154,7 +166,7 @@ def upgrade() -> None:
         sa.Column("cache_read_tokens", sa.Integer(), nullable=False),
         sa.Column("cost_usd", sa.Numeric(precision=18, scale=8), nullable=True),
         sa.Column("duplicate", sa.Boolean(), server_default=sa.false(), nullable=False),
-        sa.Column("created_at", models.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", batchline.models.base.UtcDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "result_type IN ('succeeded', 'errored', 'canceled', 'expired', 'malformed')",
             name=op.f("ck_results_result_type"),

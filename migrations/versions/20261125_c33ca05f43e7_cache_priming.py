@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import models.base
+import batchline.models.base
 
 revision: str = "c33ca05f43e7"
 down_revision: str | None = "70e6e295e8e6"
@@ -25,8 +25,8 @@ def upgrade() -> None:
         sa.Column("prefix_hash", sa.String(length=32), nullable=False),
         sa.Column("batch_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("state", sa.String(length=16), nullable=False),
-        sa.Column("created_at", models.base.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("ready_at", models.base.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", batchline.models.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("ready_at", batchline.models.base.UtcDateTime(timezone=True), nullable=True),
         sa.CheckConstraint("state IN ('priming', 'ready')", name=op.f("ck_cache_primers_state")),
         sa.ForeignKeyConstraint(
             ["batch_id"],

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from models import Batch, Request
+from batchline import cookbook
+from batchline.database import make_engine
+from batchline.emulator import EmulatorServer
+from batchline.models import Batch, Request
+from batchline.producer import Producer
+from batchline.settings import Settings
 from tests.support.processes import ServiceProcesses, service_env
-from worker import cookbook
-from worker.database import make_engine
-from worker.emulator import EmulatorServer
-from worker.producer import Producer
-from worker.settings import Settings
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.integration]
 

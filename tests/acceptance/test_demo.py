@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from worker import cookbook
+from batchline import cookbook
 
 pytestmark = pytest.mark.acceptance
 

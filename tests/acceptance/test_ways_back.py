@@ -13,13 +13,13 @@ import pytest
 import redis
 from sqlalchemy import select, update
 
-from models import Batch
+from batchline.database import make_engine
+from batchline.emulator import EmulatorServer
+from batchline.models import Batch
+from batchline.producer import Item, Producer
+from batchline.settings import Settings
 from tests.support.callback_app import RECEIVED
 from tests.support.processes import CELERY, ServiceProcesses, service_env, wait_for
-from worker.database import make_engine
-from worker.emulator import EmulatorServer
-from worker.producer import Item, Producer
-from worker.settings import Settings
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.integration]
 

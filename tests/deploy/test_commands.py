@@ -20,10 +20,10 @@ import pytest
 import redis
 from sqlalchemy import create_engine, inspect
 
+from batchline.keys import RedisKeys
 from tests.deploy import compose_file
 from tests.deploy.conftest import PG_ADMIN_URL
 from tests.deploy.processes import NO_API, free_port, http_get, process_env, run, running
-from worker.keys import RedisKeys
 
 pytestmark = pytest.mark.integration
 
@@ -221,7 +221,7 @@ def _run_sweep_until_flower_lists_it(
 ) -> dict[str, Any]:
     # Flower subscribes to events a moment after its HTTP server is up, so a
     # task sent too early may go unseen: send again, a bounded number of times.
-    call = ["celery", "-A", "worker.celery_app:app", "call", "batchline.sweep"]
+    call = ["celery", "-A", "batchline", "call", "batchline.sweep"]
     for _ in range(3):
         sent = run(call, env, cwd)
         assert sent.returncode == 0, sent.stdout + sent.stderr

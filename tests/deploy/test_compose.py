@@ -15,12 +15,12 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 
+from batchline.settings import Settings
 from tests.deploy import compose_file
 from tests.deploy.compose_file import MissingVariable
-from worker.settings import Settings
 
 SCHEMA_SHA256 = "0dc04bd346dcfee1b1419628fff79937bbf076925f298f272a2b490e2b112bac"
-APP = ["celery", "-A", "worker.celery_app:app"]
+APP = ["celery", "-A", "batchline"]
 BATCHLINE_SERVICES = ("migrate", "worker", "beat")
 SECRETS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH")
 # A reference that makes compose refuse to run without the value: ${VAR:?why} or ${VAR?why}.
@@ -188,7 +188,7 @@ def test_flower__requires_basic_auth_and_listens_on_loopback_only(
 
 
 def test_worker__sends_task_events_for_flower(raw_services: dict[str, dict[str, Any]]) -> None:
-    from worker.celery_app import app
+    from batchline.celery_app import app
 
     assert "--task-events" in raw_services["worker"]["command"]
     assert app.conf.worker_send_task_events

@@ -167,14 +167,21 @@ def test_image_install__runs_the_migrations_away_from_the_repository(
     assert built.returncode == 0, built.stdout + built.stderr
     (wheel,) = wheels.glob("batchline-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert any(name.startswith("migrations/versions/") for name in names)
+    assert any(name.startswith("batchline/migrations/versions/") for name in names)
+    assert {
+        name.split("/")[0]
+        for name in names
+        if "/" in name and not name.split("/")[0].endswith((".dist-info", ".data"))
+    } == {"batchline"}
     installed = run(
         [*pip, "install", "--no-deps", "--target", str(site), str(wheel)], pip_env, tmp_path
     )
     assert installed.returncode == 0, installed.stderr
     # The wheel's modules come first; the venv gives the dependencies only.
     env = process_env({"PYTHONPATH": str(site), "BATCHLINE_DATABASE_URL": fresh_database})
-    where = run([sys.executable, "-c", "import worker; print(worker.__file__)"], env, tmp_path)
+    where = run(
+        [sys.executable, "-c", "import batchline; print(batchline.__file__)"], env, tmp_path
+    )
     assert where.stdout.startswith(str(site)), where.stdout + where.stderr
     batchline = [sys.executable, str(site / "bin" / "batchline")]
     upgraded = run([*batchline, "db", "upgrade"], env, tmp_path)

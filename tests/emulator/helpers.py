@@ -12,8 +12,8 @@ from anthropic.types.messages import MessageBatch, MessageBatchIndividualRespons
 from anthropic.types.messages.batch_create_params import Request
 from pydantic import BaseModel
 
+from batchline.emulator import EmulatorServer
 from tests.emulator_fixtures import FIXTURE_PROCESSING_SECONDS, TEST_API_KEY
-from worker.emulator import EmulatorServer
 
 MODEL = "claude-sonnet-4-5"
 API_HEADERS = {"x-api-key": TEST_API_KEY, "anthropic-version": "2023-06-01"}

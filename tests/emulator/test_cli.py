@@ -1,4 +1,4 @@
-"""The `emulator` command, run as `python -m worker.emulator`."""
+"""The `emulator` command, run as `python -m batchline.emulator`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import anthropic
 import pytest
 
-from worker.emulator import EmulatorAdmin, EmulatorServer
+from batchline.emulator import EmulatorAdmin, EmulatorServer
 
 pytestmark = pytest.mark.emulator
 
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _start(*args: str) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "worker.emulator", "--port", "0", *args],
+        [sys.executable, "-m", "batchline.emulator", "--port", "0", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -96,7 +96,7 @@ def test_cli__faults_json_is_applied() -> None:
 
 def test_cli__bad_faults_json_is_a_usage_error() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "worker.emulator", "--faults-json", '{"nope": 1}'],
+        [sys.executable, "-m", "batchline.emulator", "--faults-json", '{"nope": 1}'],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -110,7 +110,7 @@ def test_cli__bad_faults_json_is_a_usage_error() -> None:
 
 def test_cli__a_port_in_use_is_a_clean_error(emulator: EmulatorServer) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "worker.emulator", "--port", str(emulator.port)],
+        [sys.executable, "-m", "batchline.emulator", "--port", str(emulator.port)],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from anthropic.types.messages import MessageBatch
 
+from batchline.emulator import EmulatorServer
 from tests.emulator.helpers import (
     API_HEADERS,
     MODEL,
@@ -22,7 +23,6 @@ from tests.emulator.helpers import (
     questions,
 )
 from tests.emulator_fixtures import make_client
-from worker.emulator import EmulatorServer
 
 pytestmark = pytest.mark.emulator
 

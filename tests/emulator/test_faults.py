@@ -11,6 +11,8 @@ import httpx2
 import orjson
 import pytest
 
+from batchline.emulator import EmulatorServer, FaultConfig
+from batchline.emulator.errors import RESULT_ERROR_TYPES
 from tests.emulator.helpers import (
     API_HEADERS,
     by_custom_id,
@@ -24,8 +26,6 @@ from tests.emulator.helpers import (
     strict_result,
 )
 from tests.emulator_fixtures import make_client
-from worker.emulator import EmulatorServer, FaultConfig
-from worker.emulator.errors import RESULT_ERROR_TYPES
 
 pytestmark = pytest.mark.emulator
 

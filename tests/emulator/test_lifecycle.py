@@ -8,6 +8,7 @@ from collections.abc import Callable
 import anthropic
 import pytest
 
+from batchline.emulator import EmulatorServer
 from tests.emulator.helpers import (
     by_custom_id,
     end_processing,
@@ -19,7 +20,6 @@ from tests.emulator.helpers import (
     strict_batch,
 )
 from tests.emulator_fixtures import make_async_client, make_client
-from worker.emulator import EmulatorServer
 
 pytestmark = pytest.mark.emulator
 

@@ -7,8 +7,8 @@ import pytest
 from anthropic.types import Message
 from anthropic.types.messages.batch_create_params import Request
 
+from batchline.emulator import EmulatorServer
 from tests.emulator.helpers import by_custom_id, ended, fetch_results, question
-from worker.emulator import EmulatorServer
 
 pytestmark = pytest.mark.emulator
 

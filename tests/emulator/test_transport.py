@@ -13,9 +13,9 @@ import orjson
 import pytest
 from anthropic.types.messages import MessageBatch
 
+from batchline.emulator import EmulatorServer, FaultConfig
 from tests.emulator.helpers import API_HEADERS, ended, questions, strict_result
 from tests.emulator_fixtures import make_async_client
-from worker.emulator import EmulatorServer, FaultConfig
 
 pytestmark = pytest.mark.emulator
 

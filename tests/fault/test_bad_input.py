@@ -19,12 +19,12 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from models import Request
+from batchline.database import make_engine
+from batchline.domain.validation import InvalidRequest
+from batchline.models import Request
+from batchline.producer import Item, Producer
+from batchline.settings import Settings, SettingsError
 from tests.conftest import make_settings
-from worker.database import make_engine
-from worker.domain.validation import InvalidRequest
-from worker.producer import Item, Producer
-from worker.settings import Settings, SettingsError
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration]
 

@@ -18,20 +18,20 @@ import pytest
 import redis
 from sqlalchemy import select, update
 
-from models import Batch, Request, Result
+from batchline.adapters.anthropic_api import AnthropicBatchApi
+from batchline.adapters.intake import RedisIntakeStream
+from batchline.adapters.notify import RedisNotifier
+from batchline.database import make_engine, make_session_factory
+from batchline.emulator import EmulatorServer, FaultConfig
+from batchline.keys import RedisKeys
+from batchline.models import Batch, Request, Result
+from batchline.producer import Producer
+from batchline.services import ingest, poll
+from batchline.services.context import Pipeline
+from batchline.tasks import _left_for_next_sweep
 from tests.conftest import make_settings
 from tests.support.emulated import ShiftedClock, final_states, run_once
 from tests.support.hostile_api import HostileApi
-from worker.adapters.anthropic_api import AnthropicBatchApi
-from worker.adapters.intake import RedisIntakeStream
-from worker.adapters.notify import RedisNotifier
-from worker.database import make_engine, make_session_factory
-from worker.emulator import EmulatorServer, FaultConfig
-from worker.keys import RedisKeys
-from worker.producer import Producer
-from worker.services import ingest, poll
-from worker.services.context import Pipeline
-from worker.tasks import _left_for_next_sweep
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.emulator]
 

@@ -22,15 +22,15 @@ import pytest
 import redis
 from sqlalchemy import select, text
 
-from models import Request
+from batchline.adapters.anthropic_api import AnthropicBatchApi
+from batchline.adapters.batch_api import CreateRefused
+from batchline.database import make_engine
+from batchline.emulator import EmulatorServer, FaultConfig
+from batchline.models import Request
+from batchline.producer import Producer
+from batchline.settings import Settings
 from tests.support.processes import CELERY, ServiceProcesses, service_env, wait_for
 from tests.support.redis_server import free_port
-from worker.adapters.anthropic_api import AnthropicBatchApi
-from worker.adapters.batch_api import CreateRefused
-from worker.database import make_engine
-from worker.emulator import EmulatorServer, FaultConfig
-from worker.producer import Producer
-from worker.settings import Settings
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.acceptance]
 

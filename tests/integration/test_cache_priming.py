@@ -7,11 +7,11 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from models import Batch, Result
+from batchline.adapters import queries
+from batchline.domain.prefix import prefix_hash, with_hour_breakpoints
+from batchline.models import Batch, Result
+from batchline.producer import Producer
 from tests.support.emulated import Emulated, poll_and_ingest, run_once
-from worker.adapters import queries
-from worker.domain.prefix import prefix_hash, with_hour_breakpoints
-from worker.producer import Producer
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +77,7 @@ def test_priming__off_when_the_group_is_small(on_emulator: Emulated) -> None:
 def test_priming__a_slow_primer_holds_its_group_for_an_hour_at_most(on_emulator: Emulated) -> None:
     from datetime import timedelta
 
-    from worker.emulator import FaultConfig
+    from batchline.emulator import FaultConfig
 
     pipeline, emulator, clock = on_emulator
     pipeline.settings = replace(pipeline.settings, prime_min_group=3)

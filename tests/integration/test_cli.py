@@ -19,12 +19,12 @@ import redis
 from click.testing import CliRunner
 from prometheus_client import generate_latest
 
+from batchline.cli import cli
+from batchline.emulator import EmulatorServer
+from batchline.keys import RedisKeys
+from batchline.metrics import registry_for
+from batchline.services.context import Pipeline
 from tests.support.emulated import ShiftedClock, poll_and_ingest, run_once
-from worker.cli import cli
-from worker.emulator import EmulatorServer
-from worker.keys import RedisKeys
-from worker.metrics import registry_for
-from worker.services.context import Pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +116,7 @@ def test_cli__enqueue_file_then_every_view_of_the_results(
 def _only_batch_id(pipeline: Pipeline) -> str:
     from sqlalchemy import select
 
-    from models import Batch
+    from batchline.models import Batch
 
     with pipeline.sessions() as session:
         return str(session.scalars(select(Batch.id)).one())
@@ -146,8 +146,8 @@ def test_cli__bad_file_names_line_and_problem_and_enqueues_nothing(
 
 def test_cli__cancel_and_purge(runner: CliRunner, on_emulator: Emulated) -> None:
     pipeline, emulator, _ = on_emulator
-    from worker.emulator import FaultConfig
-    from worker.producer import Producer
+    from batchline.emulator import FaultConfig
+    from batchline.producer import Producer
 
     emulator.set_faults(FaultConfig(processing_seconds=3600))
     with Producer(pipeline.settings) as producer:
@@ -212,7 +212,7 @@ def test_cli__settings_errors_are_one_line(
 
 def test_metrics__exposes_pipeline_figures(on_emulator: Emulated) -> None:
     pipeline, _, _ = on_emulator
-    from worker.producer import Producer
+    from batchline.producer import Producer
 
     with Producer(pipeline.settings) as producer:
         producer.enqueue_many([params("m1"), params("m2")])

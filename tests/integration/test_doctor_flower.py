@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from worker.doctor import check_flower
+from batchline.doctor import check_flower
 
 pytestmark = pytest.mark.integration
 

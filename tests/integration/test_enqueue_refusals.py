@@ -9,12 +9,12 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from models import Request
+from batchline.database import make_engine
+from batchline.domain.validation import InvalidRequest
+from batchline.keys import RedisKeys
+from batchline.models import Request
+from batchline.producer import Item, Producer
 from tests.conftest import make_settings
-from worker.database import make_engine
-from worker.domain.validation import InvalidRequest
-from worker.keys import RedisKeys
-from worker.producer import Item, Producer
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,8 @@ import pytest
 import redis
 from sqlalchemy import Table, func, select
 
-from models import Request
-from worker.adapters import bulk
-from worker.adapters.intake import (
+from batchline.adapters import bulk
+from batchline.adapters.intake import (
     BUNDLE_MAX_REQUESTS,
     IntakeEntry,
     RedisIntakeStream,
@@ -25,11 +24,12 @@ from worker.adapters.intake import (
     decode_entries,
     requests_in,
 )
-from worker.database import make_engine, make_session_factory
-from worker.keys import RedisKeys
-from worker.producer import Item, Producer
-from worker.services.context import Pipeline
-from worker.services.intake import run_intake
+from batchline.database import make_engine, make_session_factory
+from batchline.keys import RedisKeys
+from batchline.models import Request
+from batchline.producer import Item, Producer
+from batchline.services.context import Pipeline
+from batchline.services.intake import run_intake
 
 pytestmark = pytest.mark.integration
 
@@ -165,7 +165,7 @@ def test_bulk_insert__inserts_only_what_is_missing(db_url: str) -> None:
 def test_insert_requests__a_row_stored_meanwhile_falls_back_to_skipping(
     pg_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from worker.adapters import store
+    from batchline.adapters import store
 
     engine = make_engine(pg_db)
     sessions = make_session_factory(engine)

@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from models import Batch, Result
+from batchline import ledger
+from batchline.models import Batch, Result
+from batchline.producer import Item, Producer
+from batchline.services import ingest
 from tests.support.emulated import Emulated, poll_and_ingest, run_once
-from worker import ledger
-from worker.producer import Item, Producer
-from worker.services import ingest
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +109,7 @@ def test_estimate__dry_run_prints_worst_case_and_enqueues_nothing(
 ) -> None:
     import orjson
 
-    from worker.cli import cli
+    from batchline.cli import cli
 
     path = tmp_path / "x.jsonl"  # type: ignore[operator]
     lines = [

@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import update
 
-from models import Batch
+from batchline.cli import cli
+from batchline.models import Batch
+from batchline.producer import Item, Producer
 from tests.support.emulated import Emulated, poll_and_ingest, run_once
-from worker.cli import cli
-from worker.producer import Item, Producer
 
 pytestmark = pytest.mark.integration
 

@@ -13,16 +13,16 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from models import Batch, Request, Result
+from batchline.adapters import store
+from batchline.adapters.batch_api import CreateNotAccepted, CreateRefused
+from batchline.adapters.memory_api import MemoryBatchApi, succeed
+from batchline.domain.states import BatchState
+from batchline.models import Batch, Request, Result
+from batchline.producer import Producer
+from batchline.services import assemble, ingest, poll, reconcile, submit
+from batchline.services.context import Pipeline
+from batchline.services.intake import run_intake
 from tests.conftest import Clock
-from worker.adapters import store
-from worker.adapters.batch_api import CreateNotAccepted, CreateRefused
-from worker.adapters.memory_api import MemoryBatchApi, succeed
-from worker.domain.states import BatchState
-from worker.producer import Producer
-from worker.services import assemble, ingest, poll, reconcile, submit
-from worker.services.context import Pipeline
-from worker.services.intake import run_intake
 
 pytestmark = pytest.mark.integration
 
@@ -175,7 +175,7 @@ def test_reconcile__create_that_made_nothing_releases_requests(
     memory_api: MemoryBatchApi,
     clock: Clock,
 ) -> None:
-    from worker.adapters.batch_api import CreateOutcomeUnknown
+    from batchline.adapters.batch_api import CreateOutcomeUnknown
 
     producer(pipeline).enqueue_many([PARAMS] * 2)
     memory_api.refuse_next_creates.append(CreateOutcomeUnknown("connection reset"))
@@ -201,7 +201,7 @@ def test_reconcile__stray_duplicate_batch_is_tracked_and_counted(
     memory_api: MemoryBatchApi,
     clock: Clock,
 ) -> None:
-    from worker.adapters.batch_api import CreateOutcomeUnknown
+    from batchline.adapters.batch_api import CreateOutcomeUnknown
 
     handles = producer(pipeline).enqueue_many([PARAMS] * 2)
     memory_api.lose_next_creates = 1
@@ -415,7 +415,7 @@ def test_cancel__a_queued_request_is_canceled_and_never_sent(
     producer: Callable[[Pipeline], Producer],
     memory_api: MemoryBatchApi,
 ) -> None:
-    from worker.control import cancel_request
+    from batchline.control import cancel_request
 
     keep, drop = producer(pipeline).enqueue_many([PARAMS, PARAMS])
     run_intake(pipeline, "c")
@@ -435,7 +435,7 @@ def test_intake__key_reused_after_its_redis_entry_expired_ends_canceled(
     producer: Callable[[Pipeline], Producer],
     redis_client: Any,
 ) -> None:
-    from worker.keys import RedisKeys
+    from batchline.keys import RedisKeys
 
     make = producer(pipeline)
     first = make.enqueue(PARAMS, key="order-1")

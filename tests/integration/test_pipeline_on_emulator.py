@@ -11,13 +11,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from models import Batch
+from batchline.domain.states import BatchState
+from batchline.emulator import EmulatorServer, FaultConfig
+from batchline.models import Batch
+from batchline.producer import Producer
+from batchline.services import reconcile
+from batchline.services.context import Pipeline
 from tests.support.emulated import ShiftedClock, final_states, poll_and_ingest, run_once
-from worker.domain.states import BatchState
-from worker.emulator import EmulatorServer, FaultConfig
-from worker.producer import Producer
-from worker.services import reconcile
-from worker.services.context import Pipeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.emulator]
 
@@ -108,7 +108,7 @@ def test_emulator__429_on_create_backs_off_then_submits(
 def test_emulator__cancel_batch_cancels_its_unfinished_requests(
     on_emulator: tuple[Pipeline, EmulatorServer, ShiftedClock],
 ) -> None:
-    from worker.control import cancel_batch
+    from batchline.control import cancel_batch
 
     pipeline, emulator, _ = on_emulator
     emulator.set_faults(FaultConfig(processing_seconds=3600))
@@ -139,7 +139,7 @@ def test_emulator__archived_results_send_requests_round_again(
         run_once(pipeline)
         with pipeline.sessions() as session:
             ids = list(session.scalars(select(Batch.id)))
-        from worker.services import poll
+        from batchline.services import poll
 
         poll.poll_batch(pipeline, ids[0])  # ended; its results are not read yet
         emulator.clock.advance(30 * 24 * 3600)  # ...and now they are archived

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from worker.adapters.redis_health import redis_problems
+from batchline.adapters.redis_health import redis_problems
 
 pytestmark = pytest.mark.integration
 

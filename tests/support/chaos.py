@@ -25,16 +25,16 @@ import redis
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
+from batchline.database import make_engine
+from batchline.domain.states import TERMINAL_BATCH_STATES, TERMINAL_REQUEST_STATES
+from batchline.emulator import EmulatorServer, FaultConfig
+from batchline.emulator.admin import Records
+from batchline.producer import Item, Producer
+from batchline.settings import Settings
 from bench.environment import scratch_postgres
 from tests.support.processes import ServiceProcesses, service_env
 from tests.support.redis_server import PrivateRedis
 from tests.support.tcp_proxy import TcpProxy
-from worker.database import make_engine
-from worker.domain.states import TERMINAL_BATCH_STATES, TERMINAL_REQUEST_STATES
-from worker.emulator import EmulatorServer, FaultConfig
-from worker.emulator.admin import Records
-from worker.producer import Item, Producer
-from worker.settings import Settings
 
 Say = Callable[[str], None]
 

@@ -12,18 +12,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from models import Batch, Request
+from batchline.adapters.anthropic_api import AnthropicBatchApi
+from batchline.adapters.intake import RedisIntakeStream
+from batchline.adapters.notify import RedisNotifier
+from batchline.database import make_engine, make_session_factory
+from batchline.domain.states import BatchState
+from batchline.emulator import EmulatorServer
+from batchline.keys import RedisKeys
+from batchline.models import Batch, Request
+from batchline.services import assemble, ingest, poll, submit
+from batchline.services.context import Pipeline
+from batchline.services.intake import run_intake
 from tests.conftest import make_settings
-from worker.adapters.anthropic_api import AnthropicBatchApi
-from worker.adapters.intake import RedisIntakeStream
-from worker.adapters.notify import RedisNotifier
-from worker.database import make_engine, make_session_factory
-from worker.domain.states import BatchState
-from worker.emulator import EmulatorServer
-from worker.keys import RedisKeys
-from worker.services import assemble, ingest, poll, submit
-from worker.services.context import Pipeline
-from worker.services.intake import run_intake
 
 Emulated = tuple[Pipeline, EmulatorServer, "ShiftedClock"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-CELERY = [str(BIN / "celery"), "-A", "worker.celery_app:app"]
+CELERY = [str(BIN / "celery"), "-A", "batchline"]
 
 
 def service_env(database_url: str, redis_url: str, base_url: str, **extra: str) -> dict[str, str]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.domain.cost import Estimate, PriceTable, Usage
-from worker.prices import PricesError, load_prices
+from batchline.domain.cost import Estimate, PriceTable, Usage
+from batchline.prices import PricesError, load_prices
 
 M = 1_000_000
 SONNET = "claude-3-5-sonnet-20241022"  # $3 in, $15 out per million, synchronous

@@ -10,24 +10,24 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.domain.custom_ids import (
+from batchline.domain.custom_ids import (
     CUSTOM_ID_PATTERN,
     decode_custom_id,
     encode_custom_id,
     new_request_id,
 )
-from worker.domain.jsonl import iter_lines
-from worker.domain.planning import Limits, should_cut, take_while_fits
-from worker.domain.results import UnreadableLine, parse_line
-from worker.domain.retry import decide
-from worker.domain.states import (
+from batchline.domain.jsonl import iter_lines
+from batchline.domain.planning import Limits, should_cut, take_while_fits
+from batchline.domain.results import UnreadableLine, parse_line
+from batchline.domain.retry import decide
+from batchline.domain.states import (
     BATCH_TRANSITIONS,
     REQUEST_TRANSITIONS,
     TERMINAL_REQUEST_STATES,
     RequestState,
 )
-from worker.domain.validation import KNOWN_PARAMS, InvalidRequest, encode_params
-from worker.settings import Settings
+from batchline.domain.validation import KNOWN_PARAMS, InvalidRequest, encode_params
+from batchline.settings import Settings
 
 GOOD = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -175,7 +175,7 @@ def test_results__hostile_lines() -> None:
 
 
 def test_child_env__carries_every_setting_to_the_worker() -> None:
-    from worker.local import child_env
+    from batchline.local import child_env
 
     settings = Settings(
         max_batch_bytes=123_456,

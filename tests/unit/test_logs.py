@@ -6,7 +6,7 @@ import logging
 
 import orjson
 
-from worker.logs import JsonFormatter, SecretMask
+from batchline.logs import JsonFormatter, SecretMask
 
 
 def _record(msg: str, *args: object, **extra: object) -> logging.LogRecord:

@@ -22,17 +22,17 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sqlalchemy import func, select
 
-from models import Batch, Request, Result, metadata
-from worker.adapters import store
-from worker.adapters.batch_api import CreateOutcomeUnknown
-from worker.adapters.memory_api import MemoryBatchApi, succeed
-from worker.adapters.notify import NullNotifier
-from worker.database import make_engine, make_session_factory
-from worker.domain.custom_ids import new_request_id
-from worker.domain.states import TERMINAL_REQUEST_STATES, BatchState, RequestState
-from worker.services import assemble, ingest, poll, reconcile, submit
-from worker.services.context import Pipeline
-from worker.settings import Settings
+from batchline.adapters import store
+from batchline.adapters.batch_api import CreateOutcomeUnknown
+from batchline.adapters.memory_api import MemoryBatchApi, succeed
+from batchline.adapters.notify import NullNotifier
+from batchline.database import make_engine, make_session_factory
+from batchline.domain.custom_ids import new_request_id
+from batchline.domain.states import TERMINAL_REQUEST_STATES, BatchState, RequestState
+from batchline.models import Batch, Request, Result, metadata
+from batchline.services import assemble, ingest, poll, reconcile, submit
+from batchline.services.context import Pipeline
+from batchline.settings import Settings
 
 OUTCOMES = ["succeeded", "overloaded_error", "invalid_request_error", "expired", "canceled"]
 

@@ -17,7 +17,7 @@ import anthropic
 import httpx2
 from anthropic.types.messages import MessageBatch
 
-from worker.adapters.batch_api import (
+from batchline.adapters.batch_api import (
     ApiUnavailable,
     CreateNotAccepted,
     CreateOutcomeUnknown,

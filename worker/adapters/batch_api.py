@@ -1,6 +1,6 @@
 """The Message Batches API port: five calls, and what a create's failure means.
 
-`AnthropicBatchApi` drives the real SDK; `worker.adapters.memory_api` has an
+`AnthropicBatchApi` drives the real SDK; `batchline.adapters.memory_api` has an
 in-memory implementation of the same port for unit tests of the services.
 """
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import orjson
 import redis
 
-from worker.keys import RedisKeys
+from batchline.keys import RedisKeys
 
 BUNDLE_MAX_REQUESTS = 100
 BUNDLE_MAX_BYTES = 1 << 20

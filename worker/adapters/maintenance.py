@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from models import Batch, Request, Result
-from worker.domain.states import TERMINAL_BATCH_STATES, RequestState
+from batchline.domain.states import TERMINAL_BATCH_STATES, RequestState
+from batchline.models import Batch, Request, Result
 
 RETRIABLE_BY_HAND = (RequestState.FAILED, RequestState.EXPIRED)
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from worker.adapters.batch_api import (
+from batchline.adapters.batch_api import (
     CreateNotAccepted,
     CreateOutcomeUnknown,
     CreateRefused,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import redis
 
-from worker.keys import RedisKeys
+from batchline.keys import RedisKeys
 
 
 class RedisNotifier:

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from models import Batch, CachePrimer, Request
-from worker.adapters import store
-from worker.domain.planning import ENVELOPE_BYTES_PER_REQUEST
-from worker.domain.states import TERMINAL_BATCH_STATES, RequestState
+from batchline.adapters import store
+from batchline.domain.planning import ENVELOPE_BYTES_PER_REQUEST
+from batchline.domain.states import TERMINAL_BATCH_STATES, RequestState
+from batchline.models import Batch, CachePrimer, Request
 
 # A primed prefix is trusted for a little less than its 1-hour TTL.
 PRIMED_FOR = timedelta(minutes=50)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from models import Batch, Request, Result
+from batchline.models import Batch, Request, Result
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from models import Batch, CachePrimer, Control, Request, Result
-from worker.adapters import bulk
-from worker.adapters.batch_api import RemoteBatch
-from worker.domain.custom_ids import RequestRef, encode_custom_id
-from worker.domain.prefix import with_hour_breakpoints
-from worker.domain.states import BatchState, RequestState
+from batchline.adapters import bulk
+from batchline.adapters.batch_api import RemoteBatch
+from batchline.domain.custom_ids import RequestRef, encode_custom_id
+from batchline.domain.prefix import with_hour_breakpoints
+from batchline.domain.states import BatchState, RequestState
+from batchline.models import Batch, CachePrimer, Control, Request, Result
 
 ID_CHUNK = 5_000
 PAUSE_CONTROL = "submission_paused"
@@ -60,7 +60,7 @@ def _among(session: Session, column: Any, values: Sequence[str]) -> Any:
 
 def _joined(values: Sequence[Any]) -> str:
     text_values = [str(v) for v in values]
-    # Ids and custom_ids never hold a comma (see worker.domain.custom_ids).
+    # Ids and custom_ids never hold a comma (see batchline.domain.custom_ids).
     if any("," in v for v in text_values):
         raise ValueError("a comma in an id cannot be passed as a joined list")
     return ",".join(text_values)

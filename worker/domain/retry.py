@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worker.domain.states import RequestState
+from batchline.domain.states import RequestState
 
 # Error types inside an errored result that another attempt may cure.
 RETRIABLE_ERRORS = frozenset({"api_error", "overloaded_error", "timeout_error", "rate_limit_error"})

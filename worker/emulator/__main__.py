@@ -1,5 +1,5 @@
-"""`python -m worker.emulator`: the same command as `batchline emulator`."""
+"""`python -m batchline.emulator`: the same command as `batchline emulator`."""
 
 from .cli import emulator
 
-emulator(prog_name="python -m worker.emulator")
+emulator(prog_name="python -m batchline.emulator")

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from worker.adapters import priming, store
-from worker.domain.planning import ENVELOPE_BYTES_PER_REQUEST, Limits, should_cut, take_while_fits
-from worker.ledger import spend_cap_reached
-from worker.services.context import Pipeline
+from batchline.adapters import priming, store
+from batchline.domain.planning import (
+    ENVELOPE_BYTES_PER_REQUEST,
+    Limits,
+    should_cut,
+    take_while_fits,
+)
+from batchline.ledger import spend_cap_reached
+from batchline.services.context import Pipeline
 
 log = logging.getLogger("batchline.assemble")
 

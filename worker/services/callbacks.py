@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 from sqlalchemy import select, update
 
-from models import Request
-from worker.domain.states import TERMINAL_REQUEST_STATES
-from worker.services.context import Pipeline
+from batchline.domain.states import TERMINAL_REQUEST_STATES
+from batchline.models import Request
+from batchline.services.context import Pipeline
 
 log = logging.getLogger("batchline.callbacks")
 

@@ -10,9 +10,9 @@ from typing import Protocol
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from worker.adapters.batch_api import BatchApi
-from worker.adapters.intake import IntakeStream
-from worker.settings import Settings
+from batchline.adapters.batch_api import BatchApi
+from batchline.adapters.intake import IntakeStream
+from batchline.settings import Settings
 
 
 class Notifier(Protocol):

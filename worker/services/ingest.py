@@ -18,16 +18,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from worker.adapters import store
-from worker.adapters.batch_api import ApiUnavailable, RemoteBatchGone
-from worker.domain.cost import PriceTable
-from worker.domain.custom_ids import RequestRef, decode_custom_id
-from worker.domain.jsonl import iter_lines
-from worker.domain.results import ParsedResult, UnreadableLine, parse_line
-from worker.domain.retry import decide
-from worker.domain.states import TERMINAL_REQUEST_STATES, RequestState
-from worker.prices import load_prices
-from worker.services.context import Pipeline
+from batchline.adapters import store
+from batchline.adapters.batch_api import ApiUnavailable, RemoteBatchGone
+from batchline.domain.cost import PriceTable
+from batchline.domain.custom_ids import RequestRef, decode_custom_id
+from batchline.domain.jsonl import iter_lines
+from batchline.domain.results import ParsedResult, UnreadableLine, parse_line
+from batchline.domain.retry import decide
+from batchline.domain.states import TERMINAL_REQUEST_STATES, RequestState
+from batchline.prices import load_prices
+from batchline.services.context import Pipeline
 
 log = logging.getLogger("batchline.ingest")
 

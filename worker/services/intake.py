@@ -9,11 +9,11 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
-from worker.adapters import store
-from worker.adapters.intake import IntakeEntry, StreamEntry, decode_entries
-from worker.domain.prefix import prefix_hash
-from worker.domain.states import RequestState
-from worker.services.context import Pipeline
+from batchline.adapters import store
+from batchline.adapters.intake import IntakeEntry, StreamEntry, decode_entries
+from batchline.domain.prefix import prefix_hash
+from batchline.domain.states import RequestState
+from batchline.services.context import Pipeline
 
 log = logging.getLogger("batchline.intake")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from worker.adapters import store
-from worker.adapters.batch_api import ApiUnavailable, RemoteBatchGone
-from worker.domain.states import BatchState
-from worker.services.context import Pipeline
+from batchline.adapters import store
+from batchline.adapters.batch_api import ApiUnavailable, RemoteBatchGone
+from batchline.domain.states import BatchState
+from batchline.services.context import Pipeline
 
 log = logging.getLogger("batchline.poll")
 

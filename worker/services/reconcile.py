@@ -17,10 +17,10 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from worker.adapters import store
-from worker.adapters.batch_api import ApiUnavailable, RemoteBatch
-from worker.domain.states import BatchState
-from worker.services.context import Pipeline
+from batchline.adapters import store
+from batchline.adapters.batch_api import ApiUnavailable, RemoteBatch
+from batchline.domain.states import BatchState
+from batchline.services.context import Pipeline
 
 log = logging.getLogger("batchline.reconcile")
 

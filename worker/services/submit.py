@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from worker.adapters import store
-from worker.adapters.batch_api import (
+from batchline.adapters import store
+from batchline.adapters.batch_api import (
     CreateNotAccepted,
     CreateOutcomeUnknown,
     CreateRefused,
     RemoteBatch,
 )
-from worker.database import READ_ONLY
-from worker.domain.states import BatchState
-from worker.ledger import spend_cap_reached
-from worker.services.context import Pipeline
+from batchline.database import READ_ONLY
+from batchline.domain.states import BatchState
+from batchline.ledger import spend_cap_reached
+from batchline.services.context import Pipeline
 
 log = logging.getLogger("batchline.submit")
 
