@@ -136,6 +136,9 @@ class Batch(Base):
     cancel_initiated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     archived_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     ingested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The most this batch can cost (USD at batch prices), worked out at submission
+    # under a spend cap; reserved against the cap while the batch is in flight.
+    worst_case_usd: Mapped[Decimal | None] = mapped_column(Numeric(18, 8))
 
     __table_args__ = (
         CheckConstraint(_one_of("state", [s.value for s in BatchState]), name="state"),

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
 from batchline import ledger
-from batchline.models import Batch, Result
+from batchline.models import Batch, Request, Result
 from batchline.producer import Item, Producer
 from batchline.services import ingest
+from batchline.services.context import Pipeline
 from tests.support.emulated import Emulated, poll_and_ingest, run_once
 
 pytestmark = pytest.mark.integration
@@ -77,31 +80,148 @@ def test_ledger__costs_match_hand_arithmetic_per_tag_and_never_bill_twice(
         assert today.batch_usd == total.batch_usd
 
 
-def test_spend_cap__stops_new_batches_and_resumes_when_raised(on_emulator: Emulated) -> None:
-    from dataclasses import replace
-
-    pipeline, _, _ = on_emulator
-    pipeline.settings = replace(pipeline.settings, daily_spend_cap_usd=1e-9)
-    with Producer(pipeline.settings) as producer:
-        producer.enqueue(ask("first"))
-        run_once(pipeline)
-        poll_and_ingest(pipeline)
-        producer.enqueue(ask("second, over the cap"))
-        run_once(pipeline)
+def _states(pipeline: Pipeline) -> list[str]:
     with pipeline.sessions() as session:
-        assert len(session.scalars(select(Batch.id)).all()) == 1
-        now = datetime.now(UTC)
-        assert "daily spend cap reached" in (
-            ledger.spend_cap_reached(session, pipeline.settings.daily_spend_cap_usd, now) or ""
+        return list(session.scalars(select(Batch.state).order_by(Batch.id)))
+
+
+def test_spend_cap__reserves_each_batch_worst_case_before_create(on_emulator: Emulated) -> None:
+    pipeline, _, _ = on_emulator
+    first, second = ask("first"), ask("second, which would pass the cap")
+    worst = ledger.estimate([first]).worst_case_usd
+    # Room for the first batch's worst case, not for two.
+    pipeline.settings = replace(pipeline.settings, daily_spend_cap_usd=float(worst * 101 / 100))
+    with Producer(pipeline.settings) as producer:
+        producer.enqueue(first)
+        run_once(pipeline)
+        producer.enqueue(second)
+        run_once(pipeline)
+    # Nothing is ingested yet, yet the second batch waits: the first one's worst case is reserved.
+    assert _states(pipeline) == ["submitted", "prepared"]
+    cap = pipeline.settings.daily_spend_cap_usd
+    with pipeline.sessions() as session:
+        use = ledger.cap_use(session, cap, datetime.now(UTC))
+        assert (use.spent, use.reserved) == (0, worst)
+        assert "1 batch(es) wait for room" in (
+            ledger.spend_cap_reached(session, cap, datetime.now(UTC)) or ""
         )
-        tomorrow = ledger.spend_cap_reached(session, 1e-9, now + timedelta(days=1))
-    assert tomorrow is None  # a new UTC day starts from zero
+
+    # Ingestion settles the reservation: reserved -> actual, which is less.
+    poll_and_ingest(pipeline)
+    with pipeline.sessions() as session:
+        use = ledger.cap_use(session, cap, datetime.now(UTC))
+        actual = ledger.spend(session).batch_usd
+    assert use.reserved == 0 and use.spent == actual and 0 < actual < worst
+    run_once(pipeline)
+    assert _states(pipeline) == ["ingested", "prepared"]  # still no room for a worst case
 
     pipeline.settings = replace(pipeline.settings, daily_spend_cap_usd=100.0)
     run_once(pipeline)
     poll_and_ingest(pipeline)
+    assert _states(pipeline) == ["ingested", "ingested"]
     with pipeline.sessions() as session:
-        assert len(session.scalars(select(Batch.id)).all()) == 2
+        tomorrow = datetime.now(UTC) + timedelta(days=1)
+        assert ledger.spend_cap_reached(session, 1e-9, tomorrow) is None  # a new UTC day
+
+
+def test_spend_cap__a_model_with_no_price_is_held_not_free(
+    on_emulator: Emulated, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline, _, _ = on_emulator
+    pipeline.settings = replace(pipeline.settings, daily_spend_cap_usd=5.0)
+    with Producer(pipeline.settings) as producer:
+        held = producer.enqueue(ask("no price for this model", model="claude-unlisted-1"))
+        producer.enqueue(ask("a priced neighbour"))
+        run_once(pipeline)
+        poll_and_ingest(pipeline)
+    with pipeline.sessions() as session:
+        assert session.get(Request, held.id).state == "queued"  # type: ignore[union-attr]
+        why = ledger.spend_cap_reached(session, 5.0, datetime.now(UTC)) or ""
+    assert "claude-unlisted-1" in why and "no price" in why
+    assert _states(pipeline) == ["ingested"]  # the neighbour went on its own
+
+    # A configured fallback price lets it go, and costs it at that price.
+    prices = tmp_path / "prices.toml"
+    prices.write_text("[fallback]\ninput = 20\noutput = 100\n")
+    monkeypatch.setenv("BATCHLINE_PRICES_FILE", str(prices))
+    run_once(pipeline)
+    poll_and_ingest(pipeline)
+    with pipeline.sessions() as session:
+        result = session.scalars(select(Result).where(Result.request_id == held.id)).one()
+    assert result.cost_usd == Decimal(result.input_tokens * 20 + result.output_tokens * 100) / (
+        2 * 1_000_000
+    )
+
+
+def test_spend_cap__results_with_no_price_count_at_the_dearest_rate(
+    on_emulator: Emulated,
+) -> None:
+    pipeline, _, _ = on_emulator  # no cap while they run: nothing holds them
+    with Producer(pipeline.settings) as producer:
+        producer.enqueue(ask("no price for this model", model="claude-unlisted-1"))
+        run_once(pipeline)
+        poll_and_ingest(pipeline)
+    with pipeline.sessions() as session:
+        row = session.scalars(select(Result)).one()
+        use = ledger.cap_use(session, 1.0, datetime.now(UTC))
+    assert row.cost_usd is None
+    # $25 in / $125 out per million (the dearest listed), halved.
+    by_hand = Decimal(row.input_tokens * 25 + row.output_tokens * 125) / 2_000_000
+    assert use.spent == by_hand > 0
+
+
+@pytest.mark.parametrize("model", ["claude-sonnet-4-20250514", "claude-opus-4-20250514"])
+def test_ledger__dated_model_ids_are_priced(on_emulator: Emulated, model: str) -> None:
+    pipeline, _, _ = on_emulator
+    with Producer(pipeline.settings) as producer:
+        producer.enqueue(ask("a dated model id", model=model))
+        run_once(pipeline)
+        poll_and_ingest(pipeline)
+    with pipeline.sessions() as session:
+        row = session.scalars(select(Result)).one()
+    assert row.model == model and row.cost_usd is not None and row.cost_usd > 0
+
+
+SYSTEM_5M = "Five-minute cached system prompt. " * 150  # > 1,024 tokens: cacheable
+SYSTEM_1H = "One-hour cached system prompt, longer. " * 150
+
+
+def _cached(system: str, ttl: str | None, text: str, max_tokens: int) -> dict[str, object]:
+    control: dict[str, str] = {"type": "ephemeral"} | ({"ttl": ttl} if ttl else {})
+    return {
+        "model": "claude-sonnet-4-5-20250929",
+        "max_tokens": max_tokens,
+        "system": [{"type": "text", "text": system, "cache_control": control}],
+        "messages": [{"role": "user", "content": text}],
+    }
+
+
+def test_estimate__worst_case_bounds_spend_for_every_token_kind(on_emulator: Emulated) -> None:
+    """Cache writes (5m and 1h), cache reads, plain input and output, through the emulator:
+    what was billed never passes what the dry run promised."""
+    pipeline, _, _ = on_emulator
+    rounds = [
+        # Round one writes both caches; round two reads them.
+        [_cached(SYSTEM_5M, None, "tell me a story", 64), _cached(SYSTEM_1H, "1h", "why?", 64)],
+        [_cached(SYSTEM_5M, None, "another story", 2000), _cached(SYSTEM_1H, "1h", "how?", 8)],
+    ]
+    sent: dict[str, dict[str, object]] = {}
+    for params in rounds:
+        with Producer(pipeline.settings) as producer:
+            handles = producer.enqueue_many([Item(p) for p in params])
+            sent.update({h.id: p for h, p in zip(handles, params, strict=True)})
+            run_once(pipeline)
+            poll_and_ingest(pipeline)
+    with pipeline.sessions() as session:
+        rows = session.scalars(select(Result)).all()
+    kinds = ("cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")
+    assert all(any(getattr(r, k) for r in rows) for k in kinds), "every token kind was billed"
+    estimate = ledger.estimate(p for params in rounds for p in params)
+    spent = sum(r.cost_usd for r in rows if r.cost_usd is not None)
+    assert len(rows) == 4 and 0 < spent <= estimate.worst_case_usd
+    for row in rows:
+        assert row.cost_usd is not None and row.request_id is not None
+        assert row.cost_usd <= ledger.estimate([sent[row.request_id]]).worst_case_usd
 
 
 def test_estimate__dry_run_prints_worst_case_and_enqueues_nothing(

@@ -118,29 +118,35 @@ def request_id_for_key(session: Session, key: str | None) -> str | None:
 # --- assembling batches -----------------------------------------------------
 
 
-def queued_summary(session: Session) -> tuple[int, int, datetime | None]:
+def queued_summary(
+    session: Session, held_models: Sequence[str] = ()
+) -> tuple[int, int, datetime | None]:
     """How many requests are queued, their total size, and the oldest one's intake time."""
     row = session.execute(
         select(
             func.count(),
             func.coalesce(func.sum(Request.params_bytes), 0),
             func.min(Request.created_at),
-        ).where(Request.state == RequestState.QUEUED, _not_held())
+        ).where(Request.state == RequestState.QUEUED, _not_held(held_models))
     ).one()
     return int(row[0]), int(row[1]), row[2]
 
 
-def _not_held() -> Any:
-    """Excludes requests whose prefix group waits for its cache primer to finish."""
+def _not_held(held_models: Sequence[str] = ()) -> Any:
+    """Excludes requests whose prefix group waits for its cache primer to finish,
+    and those of `held_models` (no price under a spend cap: see services.assemble)."""
     priming = select(CachePrimer.prefix_hash).where(CachePrimer.state == "priming")
-    return or_(Request.prefix_hash.is_(None), Request.prefix_hash.not_in(priming))
+    free = or_(Request.prefix_hash.is_(None), Request.prefix_hash.not_in(priming))
+    return and_(free, Request.model.not_in(list(held_models))) if held_models else free
 
 
-def lock_queued_requests(session: Session, limit: int) -> list[tuple[str, int]]:
+def lock_queued_requests(
+    session: Session, limit: int, held_models: Sequence[str] = ()
+) -> list[tuple[str, int]]:
     """The oldest queued requests, locked; rows another claimer holds are skipped."""
     stmt = (
         select(Request.id, Request.params_bytes)
-        .where(Request.state == RequestState.QUEUED, _not_held())
+        .where(Request.state == RequestState.QUEUED, _not_held(held_models))
         .order_by(Request.created_at, Request.id)
         .limit(limit)
         # Two claimers never take the same request: each skips the other's locked rows.

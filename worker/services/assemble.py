@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from batchline import ledger
 from batchline.adapters import priming, store
 from batchline.domain.planning import (
     ENVELOPE_BYTES_PER_REQUEST,
@@ -11,7 +12,6 @@ from batchline.domain.planning import (
     should_cut,
     take_while_fits,
 )
-from batchline.ledger import spend_cap_reached
 from batchline.services.context import Pipeline
 
 log = logging.getLogger("batchline.assemble")
@@ -26,9 +26,13 @@ def assemble_batches(pipeline: Pipeline, max_batches: int = 10) -> list[int]:
         with pipeline.sessions.begin() as session:
             if store.submission_paused(session) is not None:
                 break
-            if spend_cap_reached(session, settings.daily_spend_cap_usd, pipeline.clock()):
+            cap = settings.daily_spend_cap_usd
+            if cap > 0 and ledger.cap_use(session, cap, pipeline.clock()).room <= 0:
                 break
-            count, size, oldest = store.queued_summary(session)
+            # Under a cap, a request whose model has no price cannot be bounded: it
+            # stays queued (batchline status says why) rather than be counted as $0.
+            held = ledger.unpriced_models(session, queued_only=True) if cap > 0 else []
+            count, size, oldest = store.queued_summary(session, held)
             now = pipeline.clock()
             waited = (now - oldest).total_seconds() if oldest is not None else 0.0
             if released:
@@ -36,7 +40,7 @@ def assemble_batches(pipeline: Pipeline, max_batches: int = 10) -> list[int]:
                 waited = max(waited, settings.max_wait_seconds)
             if not should_cut(count, size, waited, limits, settings.max_wait_seconds):
                 break
-            candidates = store.lock_queued_requests(session, limits.max_requests)
+            candidates = store.lock_queued_requests(session, limits.max_requests, held)
             sizes = dict(candidates)
             chosen = list(take_while_fits(candidates, limits))
             if not chosen:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from decimal import Decimal
 
-from batchline.adapters import store
+from batchline import ledger
+from batchline.adapters import spending, store
 from batchline.adapters.batch_api import (
     CreateNotAccepted,
     CreateOutcomeUnknown,
@@ -14,7 +16,6 @@ from batchline.adapters.batch_api import (
 )
 from batchline.database import READ_ONLY
 from batchline.domain.states import BatchState
-from batchline.ledger import spend_cap_reached
 from batchline.services.context import Pipeline
 
 log = logging.getLogger("batchline.submit")
@@ -27,7 +28,7 @@ def submit_ready_batches(pipeline: Pipeline) -> list[int]:
         if store.submission_paused(session) is not None:
             return []
         cap = pipeline.settings.daily_spend_cap_usd
-        if spend_cap_reached(session, cap, pipeline.clock()):
+        if cap > 0 and ledger.cap_use(session, cap, pipeline.clock()).room <= 0:
             return []
         return store.batches_ready_to_submit(session, pipeline.clock())
 
@@ -35,9 +36,18 @@ def submit_ready_batches(pipeline: Pipeline) -> list[int]:
 def submit_batch(pipeline: Pipeline, batch_id: int) -> str:
     """Create the remote batch for one intent; returns what happened, in a word."""
     now = pipeline.clock()
+    cap = pipeline.settings.daily_spend_cap_usd
+    # Under a cap, bound the batch before taking the cap's lock (it reads every body).
+    worst = _worst_case(pipeline, batch_id) if cap > 0 else None
     with pipeline.sessions.begin() as session:
         if store.submission_paused(session) is not None:
             return "paused"
+        # Reserve before create: the reservation commits with the move to
+        # SUBMITTING below, under the cap's lock, so no room is promised twice.
+        waiting = ledger.reserve(session, batch_id, worst, cap, now) if worst is not None else None
+        if waiting is not None:
+            log.info("%s", waiting, extra={"batch_id": batch_id})
+            return "capped"
         # The intent is committed before create is called: a crash after this
         # line leaves a SUBMITTING row for the reconciler, never a silent batch.
         if not store.begin_submission(session, batch_id, now):
@@ -70,6 +80,15 @@ def submit_batch(pipeline: Pipeline, batch_id: int) -> str:
         # may not have completed, so the reconciler must settle it.
         return _unknown(pipeline, batch_id, f"{type(exc).__name__}: {exc}")
     return _created(pipeline, batch_id, remote)
+
+
+def _worst_case(pipeline: Pipeline, batch_id: int) -> Decimal | str:
+    with pipeline.sessions() as session:
+        stored = spending.stored_worst_case(session, batch_id)
+    if stored is not None:
+        return stored
+    with pipeline.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        return ledger.batch_worst_case(conn, batch_id)
 
 
 def _created(pipeline: Pipeline, batch_id: int, remote: RemoteBatch) -> str:
