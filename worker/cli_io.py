@@ -98,7 +98,8 @@ def enqueue(path: Path, dry_run: bool) -> None:
         guess = estimate_cost(params for _n, _c, params in read_requests(path))
         click.echo(f"{path}: {total} requests, all valid; nothing enqueued (--dry-run)")
         click.echo(
-            f"estimate at batch prices: ~{guess.input_tokens:,} input tokens, at most "
+            # Bounds, not averages: the worst case is what a spend cap reserves.
+            f"estimate at batch prices: at most {guess.input_tokens:,} input tokens and "
             f"{guess.max_output_tokens:,} output tokens, worst case ${guess.worst_case_usd:.4f}"
         )
         if guess.unknown_models:
