@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, case, func, select, update
+from sqlalchemy import Connection, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -84,6 +84,17 @@ def batch_params(conn: Connection, batch_id: int, fetch: int = 1_000) -> Iterato
     )
     for rows in conn.execute(stmt).partitions():
         yield from ((r[0], r[1]) for r in rows)
+
+
+def may_fit(session: Session, batch_ids: Sequence[int], room: Decimal) -> list[int]:
+    """Those of `batch_ids` whose worst case is not yet known or fits in `room`."""
+    if room <= 0:
+        return []
+    stmt = select(Batch.id).where(
+        Batch.id.in_(list(batch_ids)),
+        or_(Batch.worst_case_usd.is_(None), Batch.worst_case_usd <= room),
+    )
+    return sorted(session.scalars(stmt))
 
 
 def waiting_batches(session: Session, room: Decimal) -> tuple[int, Decimal | None]:

@@ -27,10 +27,13 @@ def submit_ready_batches(pipeline: Pipeline) -> list[int]:
     with pipeline.sessions.begin() as session:
         if store.submission_paused(session) is not None:
             return []
+        ready = store.batches_ready_to_submit(session, pipeline.clock())
         cap = pipeline.settings.daily_spend_cap_usd
-        if cap > 0 and ledger.cap_use(session, cap, pipeline.clock()).room <= 0:
-            return []
-        return store.batches_ready_to_submit(session, pipeline.clock())
+        if cap <= 0 or not ready:
+            return ready
+        # Only batches that may fit: a waiting one is not handed out every tick.
+        # (A hint: submit_batch decides under the cap's lock.)
+        return spending.may_fit(session, ready, ledger.cap_use(session, cap, pipeline.clock()).room)
 
 
 def submit_batch(pipeline: Pipeline, batch_id: int) -> str:
