@@ -21,6 +21,7 @@ import orjson
 from .errors import TYPE_BY_STATUS, ApiError, invalid_request, not_found
 from .faults import FaultConfig
 from .service import BatchService
+from .validation import Surface
 
 _BATCHES = "/v1/messages/batches"
 _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
@@ -101,7 +102,7 @@ class App:
     # -- API --------------------------------------------------------------
 
     def _create(self, request: Request, _: str) -> Answer:
-        row = self.service.create(request.body)
+        row = self.service.create(request.body, _surface(request))
         if self.service.faults.take_lost_create():
             self.service.store.mark_response_lost(row.seq)
             return DropAnswer()
@@ -192,6 +193,10 @@ def _route(method: str, path: str) -> tuple[str, str]:
     if known_path:
         raise not_found(f"{method} is not supported on {path}")
     raise not_found(f"Not found: {path}")
+
+
+def _surface(request: Request) -> Surface:
+    return Surface.of(request.query, request.headers.get("anthropic-beta"))
 
 
 def _json_object(body: bytes | bytearray) -> dict[str, Any]:

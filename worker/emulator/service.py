@@ -22,7 +22,7 @@ from .outcomes import Planner
 from .prompts import cache_prefix, mentions_cache, read_prompt
 from .replies import build_message, params_digest
 from .store import BatchRow, RequestInsert, RequestRow, Store
-from .validation import parse_create_body
+from .validation import NON_BETA, Surface, parse_create_body
 
 MAX_LIST_LIMIT = 1000
 DEFAULT_LIST_LIMIT = 20
@@ -53,7 +53,7 @@ class BatchService:
 
     # -- operations -------------------------------------------------------
 
-    def create(self, body: bytes | bytearray) -> BatchRow:
+    def create(self, body: bytes | bytearray, surface: Surface = NON_BETA) -> BatchRow:
         pairs = parse_create_body(body)
         now = self.clock.now()
         self.settle_due(now)  # ended batches' cache writes must be visible to this one
@@ -62,7 +62,13 @@ class BatchService:
         if processing is None:
             processing = self.processing_seconds
         new_id = new_batch_id()
-        planner = Planner(config, batch_id=new_id, created_at=now, processing_seconds=processing)
+        planner = Planner(
+            config,
+            batch_id=new_id,
+            created_at=now,
+            processing_seconds=processing,
+            surface=surface,
+        )
         live_keys = self.store.live_cache_keys(now)
         stuck: list[bool] = []
         rows = (self._request_row(planner, c, p, live_keys, stuck) for c, p in pairs)
