@@ -256,8 +256,10 @@ def _result_line(batch_id: str, req: RequestRow, cutoff: float, cut_outcome: str
 
 def _message(batch_id: str, req: RequestRow) -> dict[str, Any]:
     digest = params_digest(req.params)
+    params = orjson.loads(req.params)
     return build_message(
-        read_prompt(orjson.loads(req.params)),
+        read_prompt(params),
+        params=params,
         digest=digest,
         message_id=derived_id("msg", batch_id.encode(), req.custom_id.encode(), digest),
         long_chars=req.long_chars,
