@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from .admin import EmulatorAdmin, Records
-from .app import Answer, App, DropAnswer, JsonAnswer, Request, StreamAnswer
+from .app import Answer, App, DropAnswer, EventAnswer, JsonAnswer, Request, StreamAnswer
 from .bodies import BodyError, ClientGone, read_body
 from .clock import EmulatedClock
 from .errors import TYPE_BY_STATUS, ApiError, error_body
@@ -108,6 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(answer.status, answer.body, rid, answer.headers)
         elif isinstance(answer, StreamAnswer):
             self._send_stream(answer, rid)
+        elif isinstance(answer, EventAnswer):
+            self._send_events(answer, rid)
 
     def _send_json(
         self, status: int, body: object, rid: str, headers: Mapping[str, str] | None = None
@@ -139,6 +141,18 @@ class _Handler(BaseHTTPRequestHandler):
             close = getattr(answer.lines, "close", None)
             if close is not None:
                 close()
+
+    def _send_events(self, answer: EventAnswer, rid: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("request-id", rid)
+        self.end_headers()
+        self._headers_sent = True
+        for event in answer.events:  # one chunk per event, as the API flushes them
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+        self.wfile.write(b"0\r\n\r\n")
 
     def _send_error(self, exc: ApiError, rid: str) -> None:
         if self._headers_sent:

@@ -18,6 +18,7 @@ from .errors import invalid_request, not_found
 from .faults import FaultState
 from .ids import batch_id as new_batch_id
 from .ids import derived_id
+from .messages import MessagesApi
 from .outcomes import Planner
 from .prompts import cache_prefix, mentions_cache, read_prompt
 from .replies import build_message, params_digest
@@ -50,6 +51,7 @@ class BatchService:
         self.clock = clock
         self.faults = faults
         self.processing_seconds = processing_seconds
+        self.messages = MessagesApi(store, clock)
 
     # -- operations -------------------------------------------------------
 
@@ -150,6 +152,7 @@ class BatchService:
             "batches": batches,
             "creates": len(batches),
             "lost_create_responses": self.faults.lost_create_total,
+            "messages": self.messages.ledger(),
         }
 
     def render(self, row: BatchRow, base_url: str, now: float | None = None) -> dict[str, object]:
