@@ -224,7 +224,9 @@ class EmulatorServer:
     `EmulatorServer(port=0).start()` serves in a background thread; give
     `base_url` to the SDK (`anthropic.Anthropic(base_url=..., api_key=...)`).
     `api_key=None` accepts any non-empty key. `data_dir` keeps the SQLite file
-    (default: a temporary directory removed by `stop()`).
+    (default: a temporary directory removed by `stop()`). `max_queued_requests`
+    limits the requests waiting in unended batches (a create over it gets the
+    API's 429); None: no limit.
     """
 
     def __init__(
@@ -238,9 +240,13 @@ class EmulatorServer:
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
         clock_speed: float = 1.0,
+        max_queued_requests: int | None = None,
     ) -> None:
         if processing_seconds < 0:
             raise ValueError("processing_seconds must be >= 0")
+        if max_queued_requests is not None and max_queued_requests < 1:
+            raise ValueError("max_queued_requests must be >= 1")
+        self.max_queued_requests = max_queued_requests
         self.host = host
         self._port = port
         self.processing_seconds = processing_seconds
@@ -276,7 +282,13 @@ class EmulatorServer:
             directory = self._temp_dir = Path(tempfile.mkdtemp(prefix="batchline-emulator-"))
         directory.mkdir(parents=True, exist_ok=True)
         self._store = Store(directory / "emulator.sqlite3")
-        self._service = BatchService(self._store, self.clock, self.faults, self.processing_seconds)
+        self._service = BatchService(
+            self._store,
+            self.clock,
+            self.faults,
+            self.processing_seconds,
+            max_queued_requests=self.max_queued_requests,
+        )
         app = App(self._service, self._api_key)
         self._httpd = _HTTPServer((self.host, self._port), app, self._max_body_bytes)
         self._httpd.base_url = self.base_url

@@ -6,6 +6,8 @@ Each operation first records the end of any batch whose time has come
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +16,7 @@ import orjson
 
 from . import lifecycle
 from .clock import EmulatedClock
-from .errors import invalid_request, not_found
+from .errors import ApiError, invalid_request, not_found
 from .faults import FaultState
 from .ids import batch_id as new_batch_id
 from .ids import derived_id
@@ -45,20 +47,54 @@ class Page:
 
 class BatchService:
     def __init__(
-        self, store: Store, clock: EmulatedClock, faults: FaultState, processing_seconds: float
+        self,
+        store: Store,
+        clock: EmulatedClock,
+        faults: FaultState,
+        processing_seconds: float,
+        max_queued_requests: int | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.faults = faults
         self.processing_seconds = processing_seconds
+        self.max_queued_requests = max_queued_requests
         self.messages = MessagesApi(store, clock)
+        # Checking the queue and inserting must be one step, or two creates
+        # on two connections could both fit under the limit and both land.
+        self._create_lock = threading.Lock()
 
     # -- operations -------------------------------------------------------
 
     def create(self, body: bytes | bytearray, surface: Surface = NON_BETA) -> BatchRow:
         pairs = parse_create_body(body)
-        now = self.clock.now()
-        self.settle_due(now)  # ended batches' cache writes must be visible to this one
+        with self._create_lock:
+            now = self.clock.now()
+            self.settle_due(now)  # ended batches' cache writes must be visible to this one
+            self._check_queue(len(pairs), now)
+            return self._insert(pairs, surface, now)
+
+    def _check_queue(self, adding: int, now: float) -> None:
+        """The API's rate limit on requests waiting in batches: a 429 over it."""
+        limit = self.max_queued_requests
+        if limit is None:
+            return
+        waiting = self.store.unended()
+        queued = sum(row.request_count for row in waiting if row.deleted_at is None)
+        if queued + adding <= limit:
+            return
+        ends = [lifecycle.ending(row).at for row in waiting]
+        wait = max(1, math.ceil(min(ends, default=now + 60) - now))
+        raise ApiError(
+            "rate_limit_error",
+            f"Number of batch requests in the processing queue would exceed your "
+            f"organization's rate limit: {queued:,} waiting + {adding:,} new > {limit:,}",
+            headers={"retry-after": str(wait)},
+        )
+
+    def _insert(
+        self, pairs: list[tuple[str, dict[str, Any]]], surface: Surface, now: float
+    ) -> BatchRow:
         config = self.faults.config
         processing = config.processing_seconds
         if processing is None:
