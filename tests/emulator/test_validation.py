@@ -13,7 +13,8 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
-from anthropic.types.beta.messages import BetaMessageBatchIndividualResponse
+from anthropic.types.beta import BetaMessage
+from anthropic.types.beta.messages import BetaMessageBatch, BetaMessageBatchIndividualResponse
 from anthropic.types.messages import MessageBatchIndividualResponse
 from pydantic import BaseModel
 
@@ -252,3 +253,28 @@ def test_validation__each_cross_field_rule_errors_the_request_naming_the_field(
 )
 def test_validation__documented_shapes_pass(change: dict[str, Any]) -> None:
     assert params_error({**BASE, **change}) is None
+
+
+def test_validation__every_beta_batch_endpoint_answers_the_sdks_beta_types(
+    emulator: EmulatorServer, emulator_client: anthropic.Anthropic
+) -> None:
+    beta = emulator_client.beta.messages.batches
+    requests: Any = [{"custom_id": "mcp", "params": {**BASE, "mcp_servers": []}}]
+
+    created = beta.create(requests=requests, betas=MCP_BETA)
+    doomed = beta.create(requests=requests, betas=MCP_BETA)
+    canceling = beta.cancel(doomed.id, betas=MCP_BETA)
+    end_processing(emulator)
+    listed = beta.list(limit=5, betas=MCP_BETA)
+    retrieved = beta.retrieve(created.id, betas=MCP_BETA)
+    (result,) = list(beta.results(created.id, betas=MCP_BETA))
+    deleted = beta.delete(doomed.id, betas=MCP_BETA)
+
+    for batch in (created, canceling, retrieved, *listed.data):
+        assert type(batch).__name__ == "BetaMessageBatch"
+        BetaMessageBatch.model_validate_json(batch.model_dump_json(), strict=True)
+    assert canceling.processing_status == "canceling"
+    assert type(result).__name__ == "BetaMessageBatchIndividualResponse"
+    assert result.result.type == "succeeded"
+    BetaMessage.model_validate_json(result.result.message.model_dump_json(), strict=True)
+    assert deleted.type == "message_batch_deleted"
