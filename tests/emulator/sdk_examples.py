@@ -15,6 +15,8 @@ import typing_extensions as te
 from anthropic.types import message_create_params as create_params
 from anthropic.types.beta import message_create_params as beta_create_params
 
+from tests.emulator.helpers import MODEL
+
 _WRAPPERS: tuple[Any, ...] = (te.Annotated, te.Required, te.NotRequired)
 _UNIONS: tuple[Any, ...] = (typing.Union, types.UnionType)
 _LITERALS: tuple[Any, ...] = (te.Literal, typing.Literal)
@@ -58,6 +60,30 @@ def example(tp: Any) -> Any:
     if tp in _SCALARS:
         return _SCALARS[tp]
     raise AssertionError(f"no example for {tp!r}")
+
+
+BASE: dict[str, Any] = {
+    "model": MODEL,
+    "max_tokens": 2048,
+    "messages": [{"role": "user", "content": "Hello"}],
+}
+# Values the generated minimum would break a cross-field rule with.
+CURATED: dict[str, Any] = {
+    "thinking": {"type": "enabled", "budget_tokens": 1024},
+    "model": MODEL,
+    "max_tokens": 2048,
+}
+MCP_BETA = ["mcp-client-2025-11-20"]
+
+
+def every_param(beta: bool) -> dict[str, dict[str, Any]]:
+    """custom_id -> params: the base plus one parameter of the SDK's types, each."""
+    requests = {}
+    for name, hint in sorted(param_hints(beta).items()):
+        requests[f"param-{name}"] = {**BASE, name: CURATED.get(name, example(hint))}
+    for index, tool in enumerate(tool_types(beta)):
+        requests[f"tool-{index}"] = {**BASE, "tools": [example(tool)]}
+    return requests
 
 
 def _bare(tp: Any) -> Any:

@@ -14,7 +14,7 @@ from anthropic.types.beta import BetaMessage
 
 from batchline.emulator import EmulatorServer, FaultConfig
 from tests.emulator.helpers import API_HEADERS, MODEL
-from tests.emulator.test_validation import BASE, MCP_BETA, every_param
+from tests.emulator.sdk_examples import BASE, MCP_BETA, every_param
 from tests.emulator_fixtures import make_async_client, make_client
 
 pytestmark = [pytest.mark.emulator, pytest.mark.filterwarnings("ignore::DeprecationWarning")]

@@ -20,34 +20,11 @@ from pydantic import BaseModel
 
 from batchline.emulator import EmulatorServer
 from batchline.emulator.validation import params_error
-from tests.emulator.helpers import API_HEADERS, MODEL, end_processing, jsonl_lines
-from tests.emulator.sdk_examples import example, param_hints, tool_types
+from tests.emulator.helpers import API_HEADERS, end_processing, jsonl_lines
+from tests.emulator.sdk_examples import BASE, CURATED, MCP_BETA, every_param
 from tests.emulator_fixtures import make_async_client
 
 pytestmark = pytest.mark.emulator
-
-BASE: dict[str, Any] = {
-    "model": MODEL,
-    "max_tokens": 2048,
-    "messages": [{"role": "user", "content": "Hello"}],
-}
-# Values the generated minimum would break a cross-field rule with.
-CURATED: dict[str, Any] = {
-    "thinking": {"type": "enabled", "budget_tokens": 1024},
-    "model": MODEL,
-    "max_tokens": 2048,
-}
-MCP_BETA = ["mcp-client-2025-11-20"]
-
-
-def every_param(beta: bool) -> dict[str, dict[str, Any]]:
-    """custom_id -> params: the base plus one parameter of the SDK's types, each."""
-    requests = {}
-    for name, hint in sorted(param_hints(beta).items()):
-        requests[f"param-{name}"] = {**BASE, name: CURATED.get(name, example(hint))}
-    for index, tool in enumerate(tool_types(beta)):
-        requests[f"tool-{index}"] = {**BASE, "tools": [example(tool)]}
-    return requests
 
 
 def results_of(

@@ -31,6 +31,17 @@ Check = Callable[[object], Problem | None]
 _TAGS = ("type", "role")
 _UNIONS: tuple[Any, ...] = (typing.Union, types.UnionType)
 _LITERALS: tuple[Any, ...] = (te.Literal, typing.Literal)
+_SIMPLE_KINDS = frozenset({"dict", "list", "str", "int", "float", "bool", "null"})
+# A JSON value's Python type name -> the node kinds that can accept it.
+_ACCEPTS: dict[str, frozenset[str]] = {
+    "dict": frozenset({"dict"}),
+    "list": frozenset({"list"}),
+    "str": frozenset({"str"}),
+    "int": frozenset({"int", "float"}),
+    "float": frozenset({"float"}),
+    "bool": frozenset({"bool"}),
+    "NoneType": frozenset({"null"}),
+}
 _LISTS = {list, collections.abc.Iterable, collections.abc.Sequence, tuple}
 _DICTS = {dict, collections.abc.Mapping}
 
@@ -203,9 +214,15 @@ def _union_check(
         else frozenset()
     )
     expected = ", ".join(sorted(repr(t) for t in {*by_tag, *loose}))
+    # Only members that can take the value's JSON kind are tried (speed, and
+    # the error then comes from a member of the right kind).
+    by_kind = {
+        name: [m for m in members if m.kind in kinds or m.kind not in _SIMPLE_KINDS] or members[:1]
+        for name, kinds in _ACCEPTS.items()
+    }
 
     def check(value: object) -> Problem | None:
-        candidates = members
+        candidates = by_kind.get(type(value).__name__, members)
         if tag is not None and isinstance(value, dict) and tag in value:
             found = value[tag]
             known = _hashable(found) and (found in by_tag or found in loose)
@@ -220,7 +237,7 @@ def _union_check(
             problem = member.check(value)
             if problem is None:
                 return None
-            if first is None or (first[0] == () and member.kind == _kind_of(value)):
+            if first is None:
                 first = problem
         return first or ((), "Input does not match any allowed type")
 
@@ -231,26 +248,21 @@ def _hashable(value: object) -> bool:
     return isinstance(value, str | int | float | bool) or value is None
 
 
-def _kind_of(value: object) -> str:
-    if isinstance(value, dict):
-        return "dict"
-    if isinstance(value, list):
-        return "list"
-    return type(value).__name__
-
-
 def _literal(values: tuple[object, ...]) -> Node:
     allowed = frozenset(values)
     words = [repr(v) for v in values]
     said = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
+    wants_bool = any(isinstance(v, bool) for v in values)
+    refusal: Problem = ((), f"Input should be {said}")
+
     def check(value: object) -> Problem | None:
-        if isinstance(value, bool) != any(isinstance(v, bool) for v in values) and value in allowed:
-            return ((), f"Input should be {said}")  # True == 1: refuse the wrong kind
         try:
-            return None if value in allowed else ((), f"Input should be {said}")
+            found = value in allowed
         except TypeError:  # unhashable
-            return ((), f"Input should be {said}")
+            return refusal
+        # True == 1 and 0 == False: a bool is never an int here, nor the reverse.
+        return None if found and isinstance(value, bool) == wants_bool else refusal
 
     return Node("literal", check)
 
