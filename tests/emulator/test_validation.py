@@ -22,7 +22,7 @@ from batchline.emulator import EmulatorServer
 from batchline.emulator.validation import params_error
 from tests.emulator.helpers import API_HEADERS, end_processing, jsonl_lines
 from tests.emulator.sdk_examples import BASE, CURATED, MCP_BETA, every_param
-from tests.emulator_fixtures import make_async_client
+from tests.emulator_fixtures import make_async_client, make_client
 
 pytestmark = pytest.mark.emulator
 
@@ -45,42 +45,39 @@ def _requests(params: dict[str, dict[str, Any]]) -> list[Any]:
     return [{"custom_id": cid, "params": p} for cid, p in params.items()]
 
 
-def test_validation__every_sdk_param_and_tool_kind_is_accepted(
-    emulator: EmulatorServer, emulator_client: anthropic.Anthropic
-) -> None:
-    params = every_param(beta=False)
-    assert "param-output_config" in params and "tool-0" in params
-
-    batch = emulator_client.messages.batches.create(requests=_requests(params))
-    end_processing(emulator)
-
-    results = results_of(emulator, batch.id, MessageBatchIndividualResponse, beta=False)
-    refused = {cid: r.error.error.message for cid, r in results.items() if r.type != "succeeded"}
-    assert refused == {}
-    assert len(results) == len(params)
-
-
-def test_validation__every_beta_param_and_tool_kind_is_accepted_on_the_beta_endpoint_async(
-    emulator: EmulatorServer,
-) -> None:
-    params = every_param(beta=True)
-    assert "param-mcp_servers" in params and "param-context_management" in params
+def create_batch(emulator: EmulatorServer, requests: list[Any], *, beta: bool, mode: str) -> str:
+    """Create through the real SDK, sync or async; the beta resource names a beta."""
+    extra: dict[str, Any] = {"betas": MCP_BETA} if beta else {}
+    if mode == "sync":
+        with make_client(emulator) as client:
+            batches: Any = client.beta.messages.batches if beta else client.messages.batches
+            return str(batches.create(requests=requests, **extra).id)
 
     async def create() -> str:
         async with make_async_client(emulator) as client:
-            batch = await client.beta.messages.batches.create(
-                requests=_requests(params), betas=MCP_BETA
-            )
-            end_processing(emulator)
-            ended = await client.beta.messages.batches.retrieve(batch.id)
-            assert ended.processing_status == "ended"
-            return batch.id
+            batches: Any = client.beta.messages.batches if beta else client.messages.batches
+            return str((await batches.create(requests=requests, **extra)).id)
 
-    batch_id = asyncio.run(create())
+    return asyncio.run(create())
 
-    results = results_of(emulator, batch_id, BetaMessageBatchIndividualResponse, beta=True)
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("beta", [False, True], ids=["params", "beta-params"])
+def test_validation__every_sdk_param_and_tool_kind_is_accepted(
+    emulator: EmulatorServer, beta: bool, mode: str
+) -> None:
+    params = every_param(beta=beta)
+    assert "param-output_config" in params and "tool-0" in params
+    assert "param-mcp_servers" in params if beta else "param-mcp_servers" not in params
+
+    batch_id = create_batch(emulator, _requests(params), beta=beta, mode=mode)
+    end_processing(emulator)
+
+    line_type = BetaMessageBatchIndividualResponse if beta else MessageBatchIndividualResponse
+    results = results_of(emulator, batch_id, line_type, beta=beta)
     refused = {cid: r.error.error.message for cid, r in results.items() if r.type != "succeeded"}
     assert refused == {}
+    assert len(results) == len(params)
 
 
 def test_validation__beta_params_are_refused_on_the_non_beta_endpoint(
@@ -193,8 +190,9 @@ RULES = [
 ]
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
 def test_validation__each_cross_field_rule_errors_the_request_naming_the_field(
-    emulator: EmulatorServer, emulator_client: anthropic.Anthropic
+    emulator: EmulatorServer, mode: str
 ) -> None:
     requests = [
         {"custom_id": f"rule-{i}", "params": {**BASE, **change}}
@@ -202,10 +200,10 @@ def test_validation__each_cross_field_rule_errors_the_request_naming_the_field(
     ]
     requests.append({"custom_id": "ok", "params": {**BASE, "thinking": CURATED["thinking"]}})
 
-    batch = emulator_client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
+    batch_id = create_batch(emulator, requests, beta=False, mode=mode)
     end_processing(emulator)
 
-    results = results_of(emulator, batch.id, MessageBatchIndividualResponse, beta=False)
+    results = results_of(emulator, batch_id, MessageBatchIndividualResponse, beta=False)
     assert results["ok"].type == "succeeded"
     for i, (name, _, expected) in enumerate(RULES):
         result = results[f"rule-{i}"]
