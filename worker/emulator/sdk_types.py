@@ -221,17 +221,22 @@ def _union_check(
         for name, kinds in _ACCEPTS.items()
     }
 
+    routed = {found: [*found_members, *untagged] for found, found_members in by_tag.items()}
+    routed.update({found: untagged for found in loose - set(by_tag)})
+    if untagged:
+        routed[None] = untagged
+
     def check(value: object) -> Problem | None:
         candidates = by_kind.get(type(value).__name__, members)
-        if tag is not None and isinstance(value, dict) and tag in value:
+        if tag is not None and type(value) is dict and tag in value:
             found = value[tag]
-            known = _hashable(found) and (found in by_tag or found in loose)
-            if not known and not (untagged and found is None):
+            tagged = routed.get(found) if _hashable(found) else None
+            if tagged is None:
                 return (
                     (tag,),
                     f"Input tag {found!r} does not match any of the expected tags: {expected}",
                 )
-            candidates = by_tag.get(found, []) + untagged
+            candidates = tagged
         first: Problem | None = None
         for member in candidates:
             problem = member.check(value)
