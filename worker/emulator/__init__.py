@@ -1,5 +1,8 @@
 """An emulator of Anthropic's Message Batches API, driven by the official SDK via `base_url`.
 
+Also the synchronous Messages API (`/v1/messages`, streamed or not, and
+`/v1/messages/count_tokens`), on the same validation and reply model.
+
     with EmulatorServer(processing_seconds=0.5) as emulator:
         client = anthropic.Anthropic(base_url=emulator.base_url, api_key="any")
 

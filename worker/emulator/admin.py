@@ -41,6 +41,9 @@ class Records:
     batches: tuple[BatchRecord, ...]
     creates: int
     lost_create_responses: int
+    # The synchronous Messages API's ledger: id, model, stream, price_multiplier
+    # (1.0: full price), usage; oldest first.
+    messages: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Records:
@@ -50,7 +53,12 @@ class Records:
             if values.get("custom_ids") is not None:
                 values["custom_ids"] = tuple(values["custom_ids"])
             batches.append(BatchRecord(**values))
-        return cls(tuple(batches), int(data["creates"]), int(data["lost_create_responses"]))
+        return cls(
+            tuple(batches),
+            int(data["creates"]),
+            int(data["lost_create_responses"]),
+            tuple(data.get("messages", ())),
+        )
 
 
 @dataclass(frozen=True)

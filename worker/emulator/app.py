@@ -18,12 +18,16 @@ from typing import Any
 
 import orjson
 
+from . import sse
 from .errors import TYPE_BY_STATUS, ApiError, invalid_request, not_found
 from .faults import FaultConfig
 from .service import BatchService
+from .validation import Surface
 
 _BATCHES = "/v1/messages/batches"
 _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
+    ("POST", re.compile("/v1/messages"), "messages"),
+    ("POST", re.compile("/v1/messages/count_tokens"), "count_tokens"),
     ("POST", re.compile(rf"{_BATCHES}"), "create"),
     ("GET", re.compile(rf"{_BATCHES}"), "list"),
     ("GET", re.compile(rf"{_BATCHES}/(?P<id>[^/]+)"), "retrieve"),
@@ -59,11 +63,18 @@ class StreamAnswer:
 
 
 @dataclass(frozen=True)
+class EventAnswer:
+    """Server-sent events (a streamed message)."""
+
+    events: Iterator[bytes]
+
+
+@dataclass(frozen=True)
 class DropAnswer:
     """Close the connection without answering (a lost response)."""
 
 
-Answer = JsonAnswer | StreamAnswer | DropAnswer
+Answer = JsonAnswer | StreamAnswer | EventAnswer | DropAnswer
 
 
 class App:
@@ -77,6 +88,8 @@ class App:
             "delete": self._delete,
             "cancel": self._cancel,
             "results": self._results,
+            "messages": self._message,
+            "count_tokens": self._count_tokens,
         }
         self._admin: Mapping[tuple[str, str], Callable[[Request], object]] = {
             ("GET", "/_emulator/health"): lambda _: {"ok": True},
@@ -101,7 +114,7 @@ class App:
     # -- API --------------------------------------------------------------
 
     def _create(self, request: Request, _: str) -> Answer:
-        row = self.service.create(request.body)
+        row = self.service.create(request.body, _surface(request))
         if self.service.faults.take_lost_create():
             self.service.store.mark_response_lost(row.seq)
             return DropAnswer()
@@ -125,6 +138,13 @@ class App:
         lines = self.service.results(batch_id)
         faults = self.service.faults
         return StreamAnswer(lines, faults.config, faults.split_sizes())
+
+    def _message(self, request: Request, _: str) -> Answer:
+        message, stream = self.service.messages.create(request.body, _surface(request))
+        return EventAnswer(sse.events(message)) if stream else JsonAnswer(200, message)
+
+    def _count_tokens(self, request: Request, _: str) -> Answer:
+        return JsonAnswer(200, self.service.messages.count_tokens(request.body, _surface(request)))
 
     def _authenticate(self, headers: Message) -> None:
         offered = [headers.get("x-api-key") or ""]
@@ -192,6 +212,10 @@ def _route(method: str, path: str) -> tuple[str, str]:
     if known_path:
         raise not_found(f"{method} is not supported on {path}")
     raise not_found(f"Not found: {path}")
+
+
+def _surface(request: Request) -> Surface:
+    return Surface.of(request.query, request.headers.get("anthropic-beta"))
 
 
 def _json_object(body: bytes | bytearray) -> dict[str, Any]:

@@ -54,6 +54,14 @@ from .server import EmulatorServer
     show_default=True,
     help="Emulated seconds per real second.",
 )
+@click.option(
+    "--max-queued-requests",
+    envvar="BATCHLINE_EMULATOR_MAX_QUEUED_REQUESTS",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Answer a create with 429 when it would put more requests than this in unended "
+    "batches (default: no limit).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every request line.")
 def emulator(
     host: str,
@@ -65,6 +73,7 @@ def emulator(
     seed: int,
     faults_json: str | None,
     clock_speed: float,
+    max_queued_requests: int | None,
     verbose: bool,
 ) -> None:
     """Run an emulator of the Message Batches API for offline pipelines and CI."""
@@ -81,6 +90,7 @@ def emulator(
             faults=faults,
             data_dir=data_dir,
             clock_speed=clock_speed,
+            max_queued_requests=max_queued_requests,
         ).start()
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot start the emulator: {exc}") from None

@@ -18,7 +18,10 @@ from typing import Any
 
 from .errors import RESULT_ERROR_TYPES, TYPE_BY_STATUS
 
-ENDPOINTS: tuple[str, ...] = ("create", "retrieve", "list", "cancel", "delete", "results")
+ENDPOINTS: tuple[str, ...] = (
+    *("create", "retrieve", "list", "cancel", "delete", "results"),
+    *("messages", "count_tokens"),  # the synchronous Messages API
+)
 ANY_ENDPOINT = "*"
 
 

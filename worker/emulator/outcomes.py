@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 from .errors import RESULT_ERROR_TYPES
 from .faults import FaultConfig
-from .validation import params_error
+from .validation import NON_BETA, Surface, params_error
 
 MARKER = re.compile(rb"\[\[emulator:([a-z_]+)(?::([A-Za-z0-9_]+))?\]\]")
 _MARKER_PREFIX = b"[[emulator:"
@@ -67,9 +67,16 @@ class Planner:
     """Plans the requests of one batch, in request order."""
 
     def __init__(
-        self, faults: FaultConfig, *, batch_id: str, created_at: float, processing_seconds: float
+        self,
+        faults: FaultConfig,
+        *,
+        batch_id: str,
+        created_at: float,
+        processing_seconds: float,
+        surface: Surface = NON_BETA,
     ) -> None:
         self._faults = faults
+        self._surface = surface
         self._batch = batch_id.encode()
         self._seed = str(faults.seed).encode()
         self._created_at = created_at
@@ -82,7 +89,7 @@ class Planner:
         ).digest()
         done_fraction = (int.from_bytes(digest[:8], "big") + 1) / 2**64
         done_at = self._created_at + done_fraction * self._processing
-        problem = params_error(params)
+        problem = params_error(params, self._surface)
         if problem is not None:
             return Plan("errored", "invalid_request_error", problem, done_at, 0)
         forced = _read_markers(raw) if _MARKER_PREFIX in raw else _Forced()

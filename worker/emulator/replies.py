@@ -3,7 +3,9 @@
 The text says what the request held (the last user text, images, a system
 prompt, how many turns), then a few stock sentences picked by a hash of the
 params. `max_tokens` truncates (stop_reason `max_tokens`), a stop sequence in
-the text stops it, and a forced `tool_choice` yields a `tool_use` block.
+the text stops it, and a forced `tool_choice` yields a `tool_use` block. The
+blocks that features turn on (thinking, server tools, JSON output, citations)
+come from `features`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from .features import ServerUse, citations, json_schema, json_text, server_tools, thinking_block
 from .ids import derived_id
 from .prompts import PromptFacts, text_tokens
 
@@ -46,20 +49,32 @@ def build_message(
     message_id: str,
     long_chars: int = 0,
     cache_hit: bool = False,
+    params: dict[str, Any] | None = None,
+    service_tier: str = "batch",
 ) -> dict[str, Any]:
-    tool_call = _tool_call(facts, digest)
-    forced = tool_call is not None and _tool_choice_type(facts) in ("any", "tool")
+    params = params or {}
     content: list[dict[str, Any]] = []
     stop_reason, stop_sequence, output_tokens = "end_turn", None, 0
-    if not forced:
-        text = _reply_text(facts, digest, long_chars)
-        text, stop_reason, stop_sequence = _finish(text, facts, long_chars > 0)
-        content.append({"type": "text", "text": text})
-        output_tokens += text_tokens(text)
-    if tool_call is not None and stop_reason == "end_turn":
-        content.append(tool_call)
-        stop_reason = "tool_use"
-        output_tokens += text_tokens(str(tool_call["input"])) + 12
+    server = ServerUse()
+    if facts.max_tokens > 0:  # 0 only pre-warms the cache (Messages API)
+        content, output_tokens, server = _lead_blocks(params, digest, facts)
+        tool_call = _tool_call(facts, digest)
+        forced = tool_call is not None and _tool_choice_type(facts) in ("any", "tool")
+        if not forced:
+            room = facts.max_tokens - output_tokens  # thinking counts against max_tokens
+            text, stop_reason, stop_sequence = _text(params, facts, digest, long_chars, room)
+            content.append(_text_block(text, params))
+            output_tokens += text_tokens(text)
+        if tool_call is not None and stop_reason == "end_turn":
+            content.append(tool_call)
+            stop_reason = "tool_use"
+            output_tokens += text_tokens(str(tool_call["input"])) + 12
+        output_tokens = max(1, output_tokens)
+    else:
+        stop_reason = "max_tokens"
+    usage = _usage(facts, output_tokens, cache_hit, service_tier)
+    if server.usage() is not None:
+        usage["server_tool_use"] = server.usage()
     return {
         "id": message_id,
         "type": "message",
@@ -68,8 +83,41 @@ def build_message(
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": stop_sequence,
-        "usage": _usage(facts, max(1, output_tokens), cache_hit),
+        "usage": usage,
     }
+
+
+def _lead_blocks(
+    params: dict[str, Any], digest: bytes, facts: PromptFacts
+) -> tuple[list[dict[str, Any]], int, ServerUse]:
+    """Thinking, then server tool calls and their results: what comes before the answer."""
+    blocks: list[dict[str, Any]] = []
+    tokens = 0
+    thought = thinking_block(params, digest, facts.last_user_text)
+    if thought is not None:
+        blocks.append(thought)
+        tokens += text_tokens(thought["thinking"]) + 8
+    server = server_tools(params, digest, facts.last_user_text)
+    blocks += server.blocks
+    tokens += 16 * len(server.blocks)
+    return blocks, tokens, server
+
+
+def _text(
+    params: dict[str, Any], facts: PromptFacts, digest: bytes, long_chars: int, room: int
+) -> tuple[str, str, str | None]:
+    schema = json_schema(params)
+    if schema is not None:  # structured output is never cut by stop sequences
+        return json_text(schema), "end_turn", None
+    return _finish(_reply_text(facts, digest, long_chars), facts, long_chars > 0, room)
+
+
+def _text_block(text: str, params: dict[str, Any]) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "text", "text": text}
+    cited = citations(params)
+    if cited:
+        block["citations"] = cited
+    return block
 
 
 def _reply_text(facts: PromptFacts, digest: bytes, long_chars: int) -> str:
@@ -100,13 +148,15 @@ def _snippet(text: str) -> str:
     return flat if len(flat) <= _SNIPPET_CHARS else flat[: _SNIPPET_CHARS - 1] + "…"
 
 
-def _finish(text: str, facts: PromptFacts, unbounded: bool) -> tuple[str, str, str | None]:
+def _finish(
+    text: str, facts: PromptFacts, unbounded: bool, room: int
+) -> tuple[str, str, str | None]:
     """Apply stop sequences, then max_tokens (a long-reply fault ignores max_tokens)."""
     hits = [(text.find(s), s) for s in facts.stop_sequences if s in text]
     if hits:
         index, sequence = min(hits)
         return text[:index], "stop_sequence", sequence
-    limit = facts.max_tokens * 4
+    limit = max(0, room) * 4
     if not unbounded and len(text) > limit:
         return text[:limit], "max_tokens", None
     return text, "end_turn", None
@@ -171,7 +221,9 @@ def _stub_input(schema: object) -> dict[str, object]:
     return stub
 
 
-def _usage(facts: PromptFacts, output_tokens: int, cache_hit: bool) -> dict[str, Any]:
+def _usage(
+    facts: PromptFacts, output_tokens: int, cache_hit: bool, service_tier: str
+) -> dict[str, Any]:
     prefix = facts.cache
     created_5m = created_1h = read = 0
     if prefix is not None and cache_hit:
@@ -189,5 +241,5 @@ def _usage(facts: PromptFacts, output_tokens: int, cache_hit: bool) -> dict[str,
             "ephemeral_5m_input_tokens": created_5m,
             "ephemeral_1h_input_tokens": created_1h,
         },
-        "service_tier": "batch",
+        "service_tier": service_tier,
     }

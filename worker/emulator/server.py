@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from .admin import EmulatorAdmin, Records
-from .app import Answer, App, DropAnswer, JsonAnswer, Request, StreamAnswer
+from .app import Answer, App, DropAnswer, EventAnswer, JsonAnswer, Request, StreamAnswer
 from .bodies import BodyError, ClientGone, read_body
 from .clock import EmulatedClock
 from .errors import TYPE_BY_STATUS, ApiError, error_body
@@ -108,6 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(answer.status, answer.body, rid, answer.headers)
         elif isinstance(answer, StreamAnswer):
             self._send_stream(answer, rid)
+        elif isinstance(answer, EventAnswer):
+            self._send_events(answer, rid)
 
     def _send_json(
         self, status: int, body: object, rid: str, headers: Mapping[str, str] | None = None
@@ -139,6 +141,18 @@ class _Handler(BaseHTTPRequestHandler):
             close = getattr(answer.lines, "close", None)
             if close is not None:
                 close()
+
+    def _send_events(self, answer: EventAnswer, rid: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("request-id", rid)
+        self.end_headers()
+        self._headers_sent = True
+        for event in answer.events:  # one chunk per event, as the API flushes them
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event))
+        self.wfile.write(b"0\r\n\r\n")
 
     def _send_error(self, exc: ApiError, rid: str) -> None:
         if self._headers_sent:
@@ -210,7 +224,9 @@ class EmulatorServer:
     `EmulatorServer(port=0).start()` serves in a background thread; give
     `base_url` to the SDK (`anthropic.Anthropic(base_url=..., api_key=...)`).
     `api_key=None` accepts any non-empty key. `data_dir` keeps the SQLite file
-    (default: a temporary directory removed by `stop()`).
+    (default: a temporary directory removed by `stop()`). `max_queued_requests`
+    limits the requests waiting in unended batches (a create over it gets the
+    API's 429); None: no limit.
     """
 
     def __init__(
@@ -224,9 +240,13 @@ class EmulatorServer:
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
         clock_speed: float = 1.0,
+        max_queued_requests: int | None = None,
     ) -> None:
         if processing_seconds < 0:
             raise ValueError("processing_seconds must be >= 0")
+        if max_queued_requests is not None and max_queued_requests < 1:
+            raise ValueError("max_queued_requests must be >= 1")
+        self.max_queued_requests = max_queued_requests
         self.host = host
         self._port = port
         self.processing_seconds = processing_seconds
@@ -262,7 +282,13 @@ class EmulatorServer:
             directory = self._temp_dir = Path(tempfile.mkdtemp(prefix="batchline-emulator-"))
         directory.mkdir(parents=True, exist_ok=True)
         self._store = Store(directory / "emulator.sqlite3")
-        self._service = BatchService(self._store, self.clock, self.faults, self.processing_seconds)
+        self._service = BatchService(
+            self._store,
+            self.clock,
+            self.faults,
+            self.processing_seconds,
+            max_queued_requests=self.max_queued_requests,
+        )
         app = App(self._service, self._api_key)
         self._httpd = _HTTPServer((self.host, self._port), app, self._max_body_bytes)
         self._httpd.base_url = self.base_url

@@ -6,6 +6,8 @@ Each operation first records the end of any batch whose time has come
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,15 +16,16 @@ import orjson
 
 from . import lifecycle
 from .clock import EmulatedClock
-from .errors import invalid_request, not_found
+from .errors import ApiError, invalid_request, not_found
 from .faults import FaultState
 from .ids import batch_id as new_batch_id
 from .ids import derived_id
+from .messages import MessagesApi
 from .outcomes import Planner
 from .prompts import cache_prefix, mentions_cache, read_prompt
 from .replies import build_message, params_digest
 from .store import BatchRow, RequestInsert, RequestRow, Store
-from .validation import parse_create_body
+from .validation import NON_BETA, Surface, parse_create_body
 
 MAX_LIST_LIMIT = 1000
 DEFAULT_LIST_LIMIT = 20
@@ -44,25 +47,66 @@ class Page:
 
 class BatchService:
     def __init__(
-        self, store: Store, clock: EmulatedClock, faults: FaultState, processing_seconds: float
+        self,
+        store: Store,
+        clock: EmulatedClock,
+        faults: FaultState,
+        processing_seconds: float,
+        max_queued_requests: int | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.faults = faults
         self.processing_seconds = processing_seconds
+        self.max_queued_requests = max_queued_requests
+        self.messages = MessagesApi(store, clock)
+        # Checking the queue and inserting must be one step, or two creates
+        # on two connections could both fit under the limit and both land.
+        self._create_lock = threading.Lock()
 
     # -- operations -------------------------------------------------------
 
-    def create(self, body: bytes | bytearray) -> BatchRow:
+    def create(self, body: bytes | bytearray, surface: Surface = NON_BETA) -> BatchRow:
         pairs = parse_create_body(body)
-        now = self.clock.now()
-        self.settle_due(now)  # ended batches' cache writes must be visible to this one
+        with self._create_lock:
+            now = self.clock.now()
+            self.settle_due(now)  # ended batches' cache writes must be visible to this one
+            self._check_queue(len(pairs), now)
+            return self._insert(pairs, surface, now)
+
+    def _check_queue(self, adding: int, now: float) -> None:
+        """The API's rate limit on requests waiting in batches: a 429 over it."""
+        limit = self.max_queued_requests
+        if limit is None:
+            return
+        waiting = self.store.unended()
+        queued = sum(row.request_count for row in waiting if row.deleted_at is None)
+        if queued + adding <= limit:
+            return
+        ends = [lifecycle.ending(row).at for row in waiting]
+        wait = max(1, math.ceil(min(ends, default=now + 60) - now))
+        raise ApiError(
+            "rate_limit_error",
+            f"Number of batch requests in the processing queue would exceed your "
+            f"organization's rate limit: {queued:,} waiting + {adding:,} new > {limit:,}",
+            headers={"retry-after": str(wait)},
+        )
+
+    def _insert(
+        self, pairs: list[tuple[str, dict[str, Any]]], surface: Surface, now: float
+    ) -> BatchRow:
         config = self.faults.config
         processing = config.processing_seconds
         if processing is None:
             processing = self.processing_seconds
         new_id = new_batch_id()
-        planner = Planner(config, batch_id=new_id, created_at=now, processing_seconds=processing)
+        planner = Planner(
+            config,
+            batch_id=new_id,
+            created_at=now,
+            processing_seconds=processing,
+            surface=surface,
+        )
         live_keys = self.store.live_cache_keys(now)
         stuck: list[bool] = []
         rows = (self._request_row(planner, c, p, live_keys, stuck) for c, p in pairs)
@@ -144,6 +188,7 @@ class BatchService:
             "batches": batches,
             "creates": len(batches),
             "lost_create_responses": self.faults.lost_create_total,
+            "messages": self.messages.ledger(),
         }
 
     def render(self, row: BatchRow, base_url: str, now: float | None = None) -> dict[str, object]:
@@ -250,8 +295,10 @@ def _result_line(batch_id: str, req: RequestRow, cutoff: float, cut_outcome: str
 
 def _message(batch_id: str, req: RequestRow) -> dict[str, Any]:
     digest = params_digest(req.params)
+    params = orjson.loads(req.params)
     return build_message(
-        read_prompt(orjson.loads(req.params)),
+        read_prompt(params),
+        params=params,
         digest=digest,
         message_id=derived_id("msg", batch_id.encode(), req.custom_id.encode(), digest),
         long_chars=req.long_chars,

@@ -283,6 +283,15 @@ class Store:
             rows = conn.execute("SELECT key FROM prompt_cache WHERE expires_at >= ?", (now,))
             return {bytes(key) for (key,) in rows}
 
+    def write_cache(self, key: bytes, expires_at: float) -> None:
+        """A prompt-cache write by a synchronous message (batches write theirs at settling)."""
+        with self._writing() as conn:
+            conn.execute(
+                "INSERT INTO prompt_cache (key, expires_at) VALUES (?, ?) ON CONFLICT (key)"
+                " DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
+                (key, expires_at),
+            )
+
     def custom_ids(self, seq: int) -> list[str]:
         with self.connection() as conn:
             rows = conn.execute(

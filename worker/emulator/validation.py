@@ -2,55 +2,74 @@
 
 The create envelope is checked at once (a 400 and nothing created); each
 request's `params` are checked as the batch is processed, so a bad one comes
-back as an `errored` result with `invalid_request_error`.
+back as an `errored` result with `invalid_request_error`. The synchronous
+endpoints check the same params at once (a 400).
+
+Params are checked against the installed SDK's own request types (read at run
+time by `sdk_types`: the beta types on the beta endpoints), then against the
+API's documented cross-field rules, which the types cannot show.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from anthropic.types import message_count_tokens_params as count_params
+from anthropic.types import message_create_params as create_params
+from anthropic.types.beta import message_count_tokens_params as beta_count_params
+from anthropic.types.beta import message_create_params as beta_create_params
 
 from .errors import invalid_request
+from .sdk_types import checker, format_problem
 
 MAX_REQUESTS = 100_000
 CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
-# The SDK's MessageCreateParamsNonStreaming keys, plus the sampling knobs the
-# API reference still lists.
-KNOWN_PARAMS = frozenset(
-    {
-        "model",
-        "max_tokens",
-        "messages",
-        "cache_control",
-        "container",
-        "diagnostics",
-        "inference_geo",
-        "metadata",
-        "output_config",
-        "service_tier",
-        "speed",
-        "stop_sequences",
-        "stream",
-        "system",
-        "thinking",
-        "tool_choice",
-        "tools",
-        "user_profile_id",
-        "workspace_id",
-        "temperature",
-        "top_p",
-        "top_k",
-    }
-)
-ROLES = frozenset({"user", "assistant", "system"})
-IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
-TOOL_CHOICES = frozenset({"auto", "any", "tool", "none"})
+MIN_THINKING_BUDGET = 1024
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+# Output ceilings from the models overview, by model (with or without its date
+# or -latest); models not listed (newer ones the SDK already names) are not
+# limited here.
+MAX_OUTPUT_TOKENS: dict[str, int] = {
+    "claude-opus-4-6": 128_000,
+    "claude-opus-4-5": 64_000,
+    "claude-opus-4-1": 32_000,
+    "claude-opus-4-0": 32_000,
+    "claude-opus-4": 32_000,
+    "claude-sonnet-4-6": 64_000,
+    "claude-sonnet-4-5": 64_000,
+    "claude-sonnet-4-0": 64_000,
+    "claude-sonnet-4": 64_000,
+    "claude-haiku-4-5": 64_000,
+    "claude-3-7-sonnet": 64_000,
+    "claude-3-5-haiku": 8_192,
+    "claude-3-haiku": 4_096,
+}
+_MODEL_SUFFIX = re.compile(r"-(\d{8}|latest)$")
 
 Params = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Surface:
+    """Which API a request came through: beta (`?beta=true`) or not, and the betas it named."""
+
+    beta: bool = False
+    betas: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, query: dict[str, list[str]], beta_header: str | None) -> Surface:
+        # The SDK's beta resources send `anthropic-beta` when betas are given,
+        # and no `?beta=true` (2.14); curl users send the query. Either counts.
+        names = tuple(b.strip() for b in (beta_header or "").split(",") if b.strip())
+        beta = (query.get("beta") or ["false"])[-1].lower() == "true"
+        return cls(beta or bool(names), names)
+
+
+NON_BETA = Surface()
 
 
 def parse_create_body(body: bytes | bytearray) -> list[tuple[str, Params]]:
@@ -104,155 +123,136 @@ def _check_unique(pairs: list[tuple[str, Params]]) -> None:
         seen.add(custom_id)
 
 
-def params_error(params: Params) -> str | None:
+def params_error(params: Params, surface: Surface = NON_BETA, *, batch: bool = True) -> str | None:
     """Why the API would refuse these Messages params, or None if it would not."""
-    extra = sorted(set(params) - KNOWN_PARAMS)
+    types = beta_create_params if surface.beta else create_params
+    streaming = not batch and params.get("stream") is True
+    kind = (
+        types.MessageCreateParamsStreaming if streaming else types.MessageCreateParamsNonStreaming
+    )
+    problem = checker(kind).check(params)
+    if problem is not None:
+        return format_problem(problem)
+    return (
+        _unnamed_beta_error(params, surface)
+        or _max_tokens_error(params, batch)
+        or _messages_error(params)
+        or _tools_error(params)
+    )
+
+
+def count_params_error(params: Params, surface: Surface = NON_BETA) -> str | None:
+    """Why the API would refuse to count the tokens of these params, or None."""
+    kind = (beta_count_params if surface.beta else count_params).MessageCountTokensParams
+    problem = checker(kind).check(params)
+    if problem is not None:
+        return format_problem(problem)
+    return _unnamed_beta_error(params, surface) or _messages_error(params) or _tools_error(params)
+
+
+def _unnamed_beta_error(params: Params, surface: Surface) -> str | None:
+    # A beta-only param needs its beta named in `anthropic-beta`; which beta
+    # goes with which param is not in the types, so any named beta will do.
+    if not surface.beta or surface.betas:
+        return None
+    extra = sorted(set(params) - _PLAIN_KEYS - {"betas"})
     if extra:
-        return f"{extra[0]}: Extra inputs are not permitted"
-    for name in ("model", "max_tokens", "messages"):
-        if name not in params:
-            return f"{name}: Field required"
-    for name, check in _CHECKS.items():
-        if name in params:
-            problem = check(params[name], params)
-            if problem:
-                return f"{name}{problem}"
+        return f"{extra[0]}: needs its beta named in the anthropic-beta header"
     return None
 
 
-def _model(value: object, _: Params) -> str | None:
-    return None if isinstance(value, str) and value else ": Input should be a non-empty string"
+def _max_tokens_error(params: Params, batch: bool) -> str | None:
+    max_tokens: int = params["max_tokens"]
+    # 0 pre-warms the prompt cache on the Messages API; a batch cannot do that.
+    least = 1 if batch else 0
+    if max_tokens < least:
+        return f"max_tokens: Input should be greater than or equal to {least}"
+    ceiling = max_output_tokens(str(params["model"]))
+    if ceiling is not None and max_tokens > ceiling:
+        return (
+            f"max_tokens: {max_tokens} > {ceiling}, which is the maximum allowed number "
+            f"of output tokens for {params['model']}"
+        )
+    return _thinking_error(params.get("thinking"), max_tokens)
 
 
-def _max_tokens(value: object, _: Params) -> str | None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        return ": Input should be a valid integer"
-    return None if value >= 1 else ": Input should be greater than or equal to 1"
-
-
-def _messages(value: object, _: Params) -> str | None:
-    if not isinstance(value, list) or not value:
-        return ": Input should be a non-empty list"
-    for index, message in enumerate(value):
-        problem = _message(message)
-        if problem:
-            return f".{index}{problem}"
+def _thinking_error(thinking: object, max_tokens: int | None) -> str | None:
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking["budget_tokens"]
+    if budget < MIN_THINKING_BUDGET:
+        least = MIN_THINKING_BUDGET
+        return f"thinking.budget_tokens: Input should be greater than or equal to {least}"
+    if max_tokens is not None and budget >= max_tokens:
+        return "max_tokens: must be greater than thinking.budget_tokens"
     return None
 
 
-def _message(message: object) -> str | None:
-    if not isinstance(message, dict):
-        return ": Input should be a valid dictionary"
-    if message.get("role") not in ROLES:
-        return ".role: Input should be 'user', 'assistant' or 'system'"
-    content = message.get("content")
-    if isinstance(content, str):
-        return None
-    if not isinstance(content, list):
-        return ".content: Input should be a valid string or list of content blocks"
-    for index, block in enumerate(content):
-        problem = _block(block)
-        if problem:
-            return f".content.{index}{problem}"
+def _messages_error(params: Params) -> str | None:
+    messages = params["messages"]
+    if not messages:
+        return "messages: at least one message is required"
+    for index, message in enumerate(messages):
+        content = message.get("content")
+        for place, block in enumerate(content if isinstance(content, list) else ()):
+            source = block.get("source") if isinstance(block, dict) else None
+            if (
+                isinstance(source, dict)
+                and source.get("type") == "base64"
+                and not source.get("data")
+            ):
+                return f"messages.{index}.content.{place}.source.data: must not be empty"
+    for index, sequence in enumerate(params.get("stop_sequences") or ()):
+        if not sequence.strip():
+            return f"stop_sequences.{index}: each stop sequence must contain non-whitespace"
+    if params.get("thinking") is not None and "max_tokens" not in params:
+        return _thinking_error(params["thinking"], None)
     return None
 
 
-def _block(block: object) -> str | None:
-    if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-        return ": Input should be a content block with a 'type'"
-    if block["type"] == "text" and not isinstance(block.get("text"), str):
-        return ".text: Field required"
-    if block["type"] == "image":
-        return _image_source(block.get("source"))
-    return None
-
-
-def _image_source(source: object) -> str | None:
-    if not isinstance(source, dict):
-        return ".source: Field required"
-    if source.get("type") == "base64":
-        if source.get("media_type") not in IMAGE_TYPES:
-            return ".source.media_type: Input should be one of " + ", ".join(sorted(IMAGE_TYPES))
-        if not isinstance(source.get("data"), str) or not source["data"]:
-            return ".source.data: Field required"
-        return None
-    if source.get("type") in ("url", "file"):
-        return None
-    return ".source.type: Input should be 'base64', 'url' or 'file'"
-
-
-def _stream(value: object, _: Params) -> str | None:
-    return None if value is False else ": streaming is not supported in Message Batches"
-
-
-def _system(value: object, _: Params) -> str | None:
-    if isinstance(value, str):
-        return None
-    if isinstance(value, list) and all(
-        isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
-        for b in value
+def _tools_error(params: Params) -> str | None:
+    tools = params.get("tools") or []
+    names = set()
+    for index, tool in enumerate(tools):
+        name = tool.get("name")
+        if tool.get("type") in (None, "custom") and not TOOL_NAME.fullmatch(name):
+            return f"tools.{index}.name: String should match pattern '{TOOL_NAME.pattern}'"
+        if name is not None:
+            names.add(name)
+    choice = params.get("tool_choice")
+    forced = isinstance(choice, dict) and choice.get("type") in ("any", "tool")
+    if forced and not tools:
+        return "tool_choice: tool_choice requires tools"
+    if (
+        forced
+        and isinstance(params.get("thinking"), dict)
+        and params["thinking"].get("type") != "disabled"
     ):
-        return None
-    return ": Input should be a valid string or list of text blocks"
-
-
-def _stop_sequences(value: object, _: Params) -> str | None:
-    if isinstance(value, list) and all(isinstance(s, str) and s for s in value):
-        return None
-    return ": Input should be a list of non-empty strings"
-
-
-def _tools(value: object, _: Params) -> str | None:
-    if not isinstance(value, list):
-        return ": Input should be a valid list"
-    for index, tool in enumerate(value):
-        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
-            return f".{index}.name: Field required"
+        return (
+            "tool_choice: Thinking may not be enabled when tool_choice forces tool use; "
+            "use tool_choice 'auto' or 'none'"
+        )
+    if (
+        isinstance(choice, dict)
+        and choice.get("type") == "tool"
+        and choice.get("name") not in names
+    ):
+        return f"tool_choice.name: Tool {choice.get('name')!r} not found in tools"
     return None
 
 
-def _tool_choice(value: object, params: Params) -> str | None:
-    if not isinstance(value, dict) or value.get("type") not in TOOL_CHOICES:
-        return ".type: Input should be 'auto', 'any', 'tool' or 'none'"
-    if value["type"] in ("any", "tool") and not params.get("tools"):
-        return ": tool_choice requires tools"
-    if value["type"] == "tool":
-        names = {t.get("name") for t in params.get("tools") or [] if isinstance(t, dict)}
-        if value.get("name") not in names:
-            return ".name: Tool not found in tools"
-    return None
+_PLAIN_KEYS = frozenset().union(
+    *(
+        kind.__required_keys__ | kind.__optional_keys__
+        for kind in (
+            create_params.MessageCreateParamsStreaming,
+            create_params.MessageCreateParamsNonStreaming,
+            count_params.MessageCountTokensParams,
+        )
+    )
+)
 
 
-def _metadata(value: object, _: Params) -> str | None:
-    if not isinstance(value, dict):
-        return ": Input should be a valid dictionary"
-    user_id = value.get("user_id")
-    return None if user_id is None or isinstance(user_id, str) else ".user_id: must be a string"
-
-
-def _cache_control(value: object, _: Params) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict) or value.get("type") != "ephemeral":
-        return ".type: Input should be 'ephemeral'"
-    return None if value.get("ttl", "5m") in ("5m", "1h") else ".ttl: Input should be '5m' or '1h'"
-
-
-def _temperature(value: object, _: Params) -> str | None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1
-    return None if ok else ": Input should be a number between 0 and 1"
-
-
-_CHECKS: Mapping[str, Callable[[object, Params], str | None]] = {
-    "model": _model,
-    "max_tokens": _max_tokens,
-    "messages": _messages,
-    "stream": _stream,
-    "system": _system,
-    "stop_sequences": _stop_sequences,
-    "tools": _tools,
-    "tool_choice": _tool_choice,
-    "metadata": _metadata,
-    "cache_control": _cache_control,
-    "temperature": _temperature,
-}
+def max_output_tokens(model: str) -> int | None:
+    """The documented output ceiling of the model's family, or None if not documented."""
+    return MAX_OUTPUT_TOKENS.get(_MODEL_SUFFIX.sub("", model))
