@@ -139,6 +139,23 @@ def decode_entries(raw: StreamEntry) -> list[IntakeEntry]:
     return [IntakeEntry(i, p, m) for i, p, m in zip(ids, params, metas, strict=True)]
 
 
+def split_bundle(raw: StreamEntry) -> list[StreamEntry]:
+    """A bundle's requests as entries of their own (same stream id), so one bad
+    request is dead-lettered alone; [] when the entry cannot be split that way."""
+    try:
+        ids = raw.fields[b"id"].split(b" ")
+        params = raw.fields[b"p"].split(b"\n")
+        metas = raw.fields[b"m"].split(b"\n")
+    except KeyError:
+        return []
+    if len(ids) < 2 or not len(ids) == len(params) == len(metas):
+        return []
+    return [
+        StreamEntry(raw.entry_id, {b"id": i, b"p": p, b"m": m})
+        for i, p, m in zip(ids, params, metas, strict=True)
+    ]
+
+
 def single(raw: StreamEntry, entry: IntakeEntry) -> StreamEntry:
     """One request of a bundle as an entry of its own, for the dead letters."""
     if requests_in(raw) == 1:

@@ -16,13 +16,20 @@ import orjson
 from sqlalchemy.orm import Session
 
 from batchline.adapters import store
-from batchline.adapters.intake import IntakeEntry, StreamEntry, decode_entries, single
+from batchline.adapters.intake import (
+    IntakeEntry,
+    StreamEntry,
+    decode_entries,
+    single,
+    split_bundle,
+)
 from batchline.domain.prefix import prefix_hash
 from batchline.domain.states import RequestState
 from batchline.services.context import Pipeline
 from batchline.services.isolate import one_line, store_isolating
 
 log = logging.getLogger("batchline.intake")
+UNREADABLE = (ValueError, KeyError, TypeError, OverflowError)
 
 
 def run_intake(pipeline: Pipeline, consumer: str, max_rounds: int = 100) -> int:
@@ -47,11 +54,20 @@ def _move_chunk(pipeline: Pipeline, raw: list[StreamEntry]) -> int:
     now = pipeline.clock()
     for entry in raw:
         try:
-            # Whole entries only: a bundle that cannot be read is dead-lettered entire.
             found += [(entry, r, _row(r, pipeline, now)) for r in decode_entries(entry)]
-        except (ValueError, KeyError, TypeError, OverflowError) as exc:
-            log.error("intake entry unreadable, dead-lettered: %s", exc)
-            buried.append((entry, f"unreadable: {exc}"))
+        except UNREADABLE as exc:
+            # A bundle is read again request by request: only the bad ones are buried.
+            parts = split_bundle(entry) or [entry]
+            if len(parts) == 1:
+                log.error("intake entry unreadable, dead-lettered: %s", exc)
+                buried.append((entry, f"unreadable: {exc}"))
+                continue
+            for part in parts:
+                try:
+                    found += [(entry, r, _row(r, pipeline, now)) for r in decode_entries(part)]
+                except UNREADABLE as part_exc:
+                    log.error("bundled request unreadable, dead-lettered: %s", part_exc)
+                    buried.append((part, f"unreadable: {part_exc}"))
 
     def refused(item: tuple[StreamEntry, IntakeEntry, dict[str, Any]], exc: Exception) -> None:
         entry, request, _ = item
