@@ -68,6 +68,16 @@ def all_final(database_url: str, ids: list[str]) -> Callable[[], bool]:
     return check
 
 
+def ended_batches(database_url: str) -> int:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            states = conn.scalars(select(Batch.state).where(Batch.state == "ended"))
+            return len(list(states))
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def start_service(
     redis_url: str, emulator_factory: Callable[..., EmulatorServer], tmp_path: Path
@@ -288,11 +298,14 @@ def test_results__a_trickling_stream_hits_its_deadline_alone_and_intake_keeps_mo
                     30,
                     "the download deadline",
                 )
-                wait_for(lambda: hostile.downloads >= 2, 30, "the download to be tried again")
+                # Both batches ended, both trickling: the slot budget is tried.
+                wait_for(lambda: ended_batches(pg_db) >= 2, 60, "the second batch to end")
+                seen = hostile.downloads
+                wait_for(lambda: hostile.downloads >= seen + 2, 30, "downloads to be tried again")
             except AssertionError as exc:
                 pytest.fail(f"{exc}; worker log:\n" + procs.log("worker")[-4000:])
-            # Then: never two downloads of one batch at once.
-            most = hostile.most_at_once()
+            # Then: never two downloads of one batch at once, nor more than the budget (1).
+            most, most_in_total = hostile.most_at_once(), hostile.max_total
             # And once the stream behaves, everything finishes.
             hostile.fault = StreamFault()
             wait_for(all_final(pg_db, first + later), 90, "every request to finish")
@@ -301,4 +314,5 @@ def test_results__a_trickling_stream_hits_its_deadline_alone_and_intake_keeps_mo
             one.stop()
 
     assert most == 1
+    assert most_in_total == 1
     assert {s for s, _ in states(pg_db).values()} == {"succeeded"}

@@ -133,6 +133,8 @@ class HostileResults:
         self.downloads = 0
         self.active: dict[str, int] = defaultdict(int)
         self.max_active: dict[str, int] = defaultdict(int)
+        self.total_active = 0
+        self.max_total = 0  # the most downloads at once, over all batches
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.relay = self
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -151,6 +153,7 @@ class HostileResults:
         self._server.server_close()
 
     def most_at_once(self) -> int:
+        """The most downloads of one batch that ran at once."""
         with self.lock:
             return max(self.max_active.values(), default=0)
 
@@ -159,10 +162,13 @@ class HostileResults:
             self.downloads += 1
             self.active[path] += 1
             self.max_active[path] = max(self.max_active[path], self.active[path])
+            self.total_active += 1
+            self.max_total = max(self.max_total, self.total_active)
 
     def _leave(self, path: str) -> None:
         with self.lock:
             self.active[path] -= 1
+            self.total_active -= 1
 
 
 class _Server(ThreadingHTTPServer):
