@@ -20,7 +20,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +43,7 @@ from batchline.domain.retry import decide
 from batchline.domain.states import TERMINAL_REQUEST_STATES, RequestState
 from batchline.prices import load_prices
 from batchline.services.context import Pipeline
+from batchline.services.ingest_lease import DeadlinePassed, DownloadStopped, IngestLease
 from batchline.services.isolate import one_line, store_isolating
 
 log = logging.getLogger("batchline.ingest")
@@ -51,10 +52,6 @@ log = logging.getLogger("batchline.ingest")
 CHUNK_BYTES = 32 << 20
 
 Item = tuple[ParsedResult, RequestRef]
-
-
-class DownloadStopped(Exception):
-    """The download ends early: its deadline passed, or another worker took the lease."""
 
 
 @dataclass
@@ -79,56 +76,10 @@ class IngestReport:
             self.settled[state] += n
 
 
-class _Lease:
-    """This worker's hold on a batch's ingestion, renewed by time, not by lines."""
-
-    def __init__(self, pipeline: Pipeline, batch_id: int, until: datetime) -> None:
-        self._pipeline = pipeline
-        self._batch_id = batch_id
-        self._length = timedelta(seconds=pipeline.settings.ingest_lease_seconds)
-        self.until = until
-        self._renewed = time.monotonic()
-
-    @classmethod
-    def take(cls, pipeline: Pipeline, batch_id: int) -> tuple[_Lease, str] | None:
-        settings = pipeline.settings
-        now = pipeline.clock()
-        until = now + timedelta(seconds=settings.ingest_lease_seconds)
-        with pipeline.sessions.begin() as session:
-            if not store.take_ingest_lease(
-                session, batch_id, now, until, settings.ingest_concurrency
-            ):
-                return None
-            batch = store.get_batch(session, batch_id)
-            assert batch is not None and batch.remote_id is not None
-            return cls(pipeline, batch_id, until), batch.remote_id
-
-    def keep(self) -> None:
-        """Renew once a third of the lease has passed; raise if another worker holds it."""
-        if time.monotonic() - self._renewed < self._length.total_seconds() / 3:
-            return
-        until = self._pipeline.clock() + self._length
-        with self._pipeline.sessions.begin() as session:
-            held = store.extend_ingest_lease(session, self._batch_id, self.until, until)
-        if not held:
-            raise DownloadStopped("another worker took the ingestion lease")
-        self.until, self._renewed = until, time.monotonic()
-
-    def back_off(self) -> None:
-        """Leave the batch for about half a lease, without holding a download slot."""
-        until = self._pipeline.clock() + self._length / 2
-        with self._pipeline.sessions.begin() as session:
-            store.extend_ingest_lease(session, self._batch_id, self.until, until)
-
-    def release(self) -> None:
-        with self._pipeline.sessions.begin() as session:
-            store.release_ingest_lease(session, self._batch_id)
-
-
 def ingest_batch(pipeline: Pipeline, batch_id: int) -> IngestReport | None:
     """Ingest one ended batch; None when another worker holds it, it is done, no
     download slot is free, or the download stopped early (the next sweep goes on)."""
-    taken = _Lease.take(pipeline, batch_id)
+    taken = IngestLease.take(pipeline, batch_id)
     if taken is None:
         return None
     lease, remote_id = taken
@@ -164,7 +115,7 @@ def ingest_batch(pipeline: Pipeline, batch_id: int) -> IngestReport | None:
             exc,
             extra={"batch_id": batch_id, "remote_id": remote_id},
         )
-        if "deadline" in str(exc):
+        if isinstance(exc, DeadlinePassed):
             lease.back_off()
         return None
     _finish(pipeline, batch_id, report)
@@ -183,12 +134,12 @@ def ingest_batch(pipeline: Pipeline, batch_id: int) -> IngestReport | None:
     return report
 
 
-def _watched(chunks: Iterable[bytes], lease: _Lease, deadline: float) -> Iterator[bytes]:
+def _watched(chunks: Iterable[bytes], lease: IngestLease, deadline: float) -> Iterator[bytes]:
     """The stream's bytes as they come, checking the deadline and keeping the lease
     at every read: a stream that trickles still reaches both in time."""
     for chunk in chunks:
         if time.monotonic() > deadline:
-            raise DownloadStopped("the download passed BATCHLINE_INGEST_DEADLINE_SECONDS")
+            raise DeadlinePassed("the download passed BATCHLINE_INGEST_DEADLINE_SECONDS")
         lease.keep()
         yield chunk
 

@@ -47,29 +47,18 @@ def run_intake(pipeline: Pipeline, consumer: str, max_rounds: int = 100) -> int:
     return moved
 
 
+Found = tuple[StreamEntry, IntakeEntry, dict[str, Any]]
+
+
 def _move_chunk(pipeline: Pipeline, raw: list[StreamEntry]) -> int:
-    found: list[tuple[StreamEntry, IntakeEntry, dict[str, Any]]] = []
+    found: list[Found] = []
     buried: list[tuple[StreamEntry, str]] = []
     refusals: list[str] = []
     now = pipeline.clock()
     for entry in raw:
-        try:
-            found += [(entry, r, _row(r, pipeline, now)) for r in decode_entries(entry)]
-        except UNREADABLE as exc:
-            # A bundle is read again request by request: only the bad ones are buried.
-            parts = split_bundle(entry) or [entry]
-            if len(parts) == 1:
-                log.error("intake entry unreadable, dead-lettered: %s", exc)
-                buried.append((entry, f"unreadable: {exc}"))
-                continue
-            for part in parts:
-                try:
-                    found += [(entry, r, _row(r, pipeline, now)) for r in decode_entries(part)]
-                except UNREADABLE as part_exc:
-                    log.error("bundled request unreadable, dead-lettered: %s", part_exc)
-                    buried.append((part, f"unreadable: {part_exc}"))
+        _read(pipeline, entry, now, found, buried)
 
-    def refused(item: tuple[StreamEntry, IntakeEntry, dict[str, Any]], exc: Exception) -> None:
+    def refused(item: Found, exc: Exception) -> None:
         entry, request, _ = item
         refusals.append(request.request_id)
         log.error(
@@ -86,6 +75,32 @@ def _move_chunk(pipeline: Pipeline, raw: list[StreamEntry]) -> int:
     pipeline.intake.bury(buried)
     pipeline.intake.ack(raw)
     return len(found) - len(refusals)
+
+
+def _read(
+    pipeline: Pipeline,
+    entry: StreamEntry,
+    now: datetime,
+    found: list[Found],
+    buried: list[tuple[StreamEntry, str]],
+) -> None:
+    """The entry's requests into `found`, or what cannot be read into `buried`."""
+    try:
+        found += [(entry, r, _row(r, pipeline, now)) for r in decode_entries(entry)]
+        return
+    except UNREADABLE as exc:
+        parts = split_bundle(entry)
+        if not parts:
+            log.error("intake entry unreadable, dead-lettered: %s", exc)
+            buried.append((entry, f"unreadable: {exc}"))
+            return
+    # A bundle is read again request by request: only the bad ones are buried.
+    for part in parts:
+        try:
+            found += [(entry, r, _row(r, pipeline, now)) for r in decode_entries(part)]
+        except UNREADABLE as part_exc:
+            log.error("bundled request unreadable, dead-lettered: %s", part_exc)
+            buried.append((part, f"unreadable: {part_exc}"))
 
 
 def _store(pipeline: Pipeline, rows: list[dict[str, Any]], now: datetime) -> None:
