@@ -136,7 +136,7 @@ def measure_batchline(case: Case) -> dict[str, float]:
 
 
 COPY_COLUMNS = (
-    "batch_id, custom_id, request_id, attempt, result_type, error_type, error_message, body, "
+    "batch_id, custom_id, request_id, attempt, result_type, error_type, error_message, line, "
     "model, input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens, "
     "cache_read_tokens, cost_usd, duplicate, created_at"
 )
@@ -156,7 +156,7 @@ def _floor_row(line: bytes, batch_id: int, now: datetime) -> tuple[Any, ...]:
         result["type"],
         None,
         None,
-        orjson.dumps(result).decode(),
+        line,
         message.get("model"),
         usage.get("input_tokens", 0),
         usage.get("output_tokens", 0),

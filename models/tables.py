@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -166,8 +167,11 @@ class Result(Base):
     result_type: Mapped[str] = mapped_column(String(16))
     error_type: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
-    # The result object as the API sent it ({"type": ..., "message"|"error": ...}).
-    body: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    # The API's results line, byte for byte (any valid JSON, `\u0000` included,
+    # which JSONB refuses); the columns beside it are what queries need. NULL
+    # only for a line batchline could not keep (over the length limit, or refused
+    # by the store): result_type is then 'malformed' and error_message says why.
+    line: Mapped[bytes | None] = mapped_column(LargeBinary)
     model: Mapped[str | None] = mapped_column(String(200))
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)

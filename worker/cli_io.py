@@ -21,6 +21,7 @@ from rich.progress import Progress
 from batchline.cli import cli, friendly_errors, load_settings
 from batchline.database import session_scope
 from batchline.domain.custom_ids import CUSTOM_ID_PATTERN
+from batchline.domain.results import renamed_line, result_object
 from batchline.domain.validation import InvalidRequest, encode_params
 
 CHUNK = 1_000
@@ -188,9 +189,13 @@ def _custom_id(request: Any) -> str:
 
 def _write_jsonl(rows: Iterator[tuple[Any, Any]], out: IO[str]) -> None:
     for request, result in rows:
-        body = result.body if result is not None else {"type": request.state}
-        line = {"custom_id": _custom_id(request), "result": body}
-        out.write(orjson.dumps(line).decode() + "\n")
+        if result is not None and result.line is not None:
+            # The API's own line, byte for byte, under the caller's custom_id.
+            line = renamed_line(result.line, result.custom_id, _custom_id(request))
+        else:
+            kind = result.result_type if result is not None else request.state
+            line = orjson.dumps({"custom_id": _custom_id(request), "result": {"type": kind}})
+        out.write(line.decode() + "\n")
 
 
 def _write_csv(rows: Iterator[tuple[Any, Any]], out: IO[str]) -> None:
@@ -210,7 +215,7 @@ def _write_csv(rows: Iterator[tuple[Any, Any]], out: IO[str]) -> None:
                 (result.cache_write_5m_tokens + result.cache_write_1h_tokens) if result else 0,
                 result.cache_read_tokens if result else 0,
                 "" if result is None or result.cost_usd is None else str(result.cost_usd),
-                _text(result.body) if result else "",
+                _text(result_object(result.line, result.result_type)) if result else "",
             ]
         )
 

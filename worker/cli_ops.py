@@ -39,6 +39,17 @@ def queue_depth(settings: Settings) -> int | None:
         client.close()
 
 
+def dead_letters(settings: Settings) -> int | None:
+    """Intake entries (or single requests of bundles) dead-lettered, with a reason each."""
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    try:
+        return RedisIntakeStream(client, RedisKeys(settings.stream_key_prefix)).dead_letter_count()
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+
+
 def render_status(settings: Settings) -> Group:
     with session_scope(settings) as session:
         requests = queries.requests_by_state(session)
@@ -47,6 +58,7 @@ def render_status(settings: Settings) -> Group:
         spent = ledger.spend(session)
         capped = ledger.spend_cap_reached(session, settings.daily_spend_cap_usd, datetime.now(UTC))
         paused = store.submission_paused(session)
+        bad = queries.bad_results(session)
         flying = queries.in_flight_batches(session)
         expiring = queries.results_expiring(
             session, datetime.now(UTC), timedelta(hours=settings.results_expiry_margin_hours)
@@ -84,6 +96,11 @@ def render_status(settings: Settings) -> Group:
         ),
     )
     summary.add_row("duplicate results", str(tokens.duplicates))
+    buried = dead_letters(settings)
+    summary.add_row(
+        "bad data",
+        f"dead-lettered intake {'unreachable' if buried is None else buried}  " + _counts(bad),
+    )
     summary.add_row(
         "submission",
         f"PAUSED: {paused}" if paused else (f"WAITING: {capped}" if capped else "running"),
@@ -238,13 +255,20 @@ def requests() -> None:
 
 @requests.command("show")
 @click.argument("request_id")
+@click.option("--raw", is_flag=True, help="Print only the final result's line, as the API sent it.")
 @friendly_errors
-def requests_show(request_id: str) -> None:
+def requests_show(request_id: str, raw: bool) -> None:
     """A request's state and the history of its attempts."""
     with session_scope(load_settings()) as session:
         view = queries.request_view(session, request_id)
         if view is None:
             raise click.ClickException(f"no request {request_id} in SQL (still in intake?)")
+        if raw:
+            found = queries.final_result_line(session, request_id)
+            if found is None or found[1] is None:
+                raise click.ClickException(f"request {request_id} has no stored result line")
+            sys.stdout.buffer.write(found[1] + b"\n")
+            return
         table = fields_table(
             f"request {request_id}",
             view,

@@ -48,13 +48,18 @@ class BatchlineCollector(Collector):
             engine.dispose()
 
     def _collect(self, sessions: Any) -> Iterator[Any]:
-        from batchline.cli_ops import queue_depth
+        from batchline.cli_ops import dead_letters, queue_depth
 
         depth = queue_depth(self._settings)
         yield GaugeMetricFamily(
             "batchline_intake_queue_depth",
             "Requests waiting in the Redis intake stream",
             depth or 0,
+        )
+        yield GaugeMetricFamily(
+            "batchline_intake_dead_letters",
+            "Intake entries dead-lettered (unreadable, or refused by the database)",
+            dead_letters(self._settings) or 0,
         )
         with sessions() as session:
             yield _by_label(
@@ -72,6 +77,13 @@ class BatchlineCollector(Collector):
             for kind, n in queries.results_by_type(session).items():
                 outcomes.add_metric([kind], n)
             yield outcomes
+            yield _by_label(
+                "batchline_bad_results",
+                "Results batchline could not take as sent: malformed, too large, "
+                "refused by the database, or naming an unknown request",
+                "kind",
+                queries.bad_results(session),
+            )
             yield from _tokens(queries.token_totals(session))
             yield _stage_seconds(session)
             errors = session.scalar(select(func.count()).where(Batch.error.is_not(None))) or 0

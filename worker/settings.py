@@ -15,6 +15,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 DEFAULT_DATA_DIR = Path(".batchline")
+# Below celery_app.TASK_SOFT_TIME_LIMIT (1,700 s), so a download's own deadline fires first.
+MAX_INGEST_DEADLINE_SECONDS = 1500.0
 
 
 class SettingsError(ValueError):
@@ -57,6 +59,13 @@ class Settings:
     results_expiry_margin_hours: float = 72.0
     # At most this much spend (USD at batch prices) per UTC day; 0 means no cap.
     daily_spend_cap_usd: float = 0.0
+    # --- bad data and bounded ingestion (issue 19) ---
+    # A results line longer than this is skipped to its newline and its request failed.
+    max_result_line_bytes: int = 64 << 20
+    # A whole results download stops after this long; the next try resumes (below the task limit).
+    ingest_deadline_seconds: float = 1200.0
+    # At most this many batches download results at once, over all workers (leave intake a slot).
+    ingest_concurrency: int = 1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +101,9 @@ class Settings:
             "create_timeout_seconds": self.create_timeout_seconds,
             "ingest_lease_seconds": self.ingest_lease_seconds,
             "idempotency_ttl_seconds": self.idempotency_ttl_seconds,
+            "max_result_line_bytes": self.max_result_line_bytes,
+            "ingest_deadline_seconds": self.ingest_deadline_seconds,
+            "ingest_concurrency": self.ingest_concurrency,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -111,6 +123,11 @@ class Settings:
         if self.max_wait_seconds < 0:
             raise SettingsError(
                 f"BATCHLINE_MAX_WAIT_SECONDS must be >= 0, got {self.max_wait_seconds}"
+            )
+        if self.ingest_deadline_seconds > MAX_INGEST_DEADLINE_SECONDS:
+            raise SettingsError(
+                f"BATCHLINE_INGEST_DEADLINE_SECONDS must be <= {MAX_INGEST_DEADLINE_SECONDS} "
+                "(below the Celery task time limit)"
             )
         if self.max_batch_requests > 100_000:
             raise SettingsError("BATCHLINE_MAX_BATCH_REQUESTS must be <= 100000 (the API's limit)")

@@ -39,6 +39,13 @@ def _msgs(messages: object) -> dict[str, Any]:
     return {**GOOD, "messages": messages}
 
 
+def _deep() -> object:
+    value: object = "x"
+    for _ in range(10_000):
+        value = {"x": [value]}
+    return value
+
+
 # The producer is typed Any here: these calls break its signature on purpose.
 Call = Callable[[Any], object]
 
@@ -87,6 +94,9 @@ PRODUCER_CASES: list[tuple[str, Call, str]] = [
     ("tag value a list", lambda p: p.enqueue(GOOD, tags={"t": [1]}), "tag 't'"),
     ("tag name empty", lambda p: p.enqueue(GOOD, tags={"": 1}), "tag names"),
     ("tags too big", lambda p: p.enqueue(GOOD, tags={"t": "x" * 5000}), "tags may be at most"),
+    ("U+0000 in a tag", lambda p: p.enqueue(GOOD, tags={"t": "a\u0000"}), "U\\+0000"),
+    ("U+0000 in the model", lambda p: p.enqueue({**GOOD, "model": "m\u0000"}), "U\\+0000"),
+    ("nested 10,000 deep", lambda p: p.enqueue({**GOOD, "metadata": _deep()}), "nested deeper"),
     ("on_result blank", lambda p: p.enqueue(GOOD, on_result=" "), "on_result"),
     ("max_attempts 0", lambda p: p.enqueue(GOOD, max_attempts=0), "max_attempts"),
     ("max_attempts 101", lambda p: p.enqueue(GOOD, max_attempts=101), "max_attempts"),
@@ -146,6 +156,9 @@ SETTINGS_CASES: list[tuple[dict[str, str], str]] = [
     ({"BATCHLINE_CLOCK_SKEW_SECONDS": "-5"}, "BATCHLINE_CLOCK_SKEW_SECONDS"),
     ({"BATCHLINE_DAILY_SPEND_CAP_USD": "-1"}, "BATCHLINE_DAILY_SPEND_CAP_USD"),
     ({"BATCHLINE_PRIME_MIN_GROUP": "-2"}, "BATCHLINE_PRIME_MIN_GROUP"),
+    ({"BATCHLINE_MAX_RESULT_LINE_BYTES": "0"}, "BATCHLINE_MAX_RESULT_LINE_BYTES"),
+    ({"BATCHLINE_INGEST_DEADLINE_SECONDS": "3600"}, "BATCHLINE_INGEST_DEADLINE_SECONDS"),
+    ({"BATCHLINE_INGEST_CONCURRENCY": "0"}, "BATCHLINE_INGEST_CONCURRENCY"),
 ]
 
 

@@ -26,7 +26,9 @@ from batchline.adapters.batch_api import (
     RemoteBatchGone,
 )
 
-RESULTS_CHUNK_BYTES = 1 << 20
+# A results stream silent this long is cut (and retried): well under the
+# ingestion lease, so a stalled download cannot outlive its lease.
+RESULTS_READ_TIMEOUT_SECONDS = 60.0
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 # Statuses that prove the API created nothing and will accept a later try.
 _NOT_ACCEPTED = {429, 529}
@@ -122,13 +124,18 @@ class AnthropicBatchApi:
 
     @contextmanager
     def results(self, remote_id: str) -> Iterator[Iterator[bytes]]:
-        # Raw bytes in large chunks: the SDK's own JSONL decoder reads 64-byte
-        # chunks and mishandles a \r\n split across two of them.
+        # Raw bytes as each read returns them (not the SDK's JSONL decoder, which
+        # reads 64-byte chunks and mishandles a \r\n split across two of them),
+        # and not gathered into large chunks either: the caller checks its
+        # deadline and lease between reads, however slowly the bytes come.
+        client = self._client.with_options(
+            timeout=httpx2.Timeout(RESULTS_READ_TIMEOUT_SECONDS, connect=10.0)
+        )
         with (
             _unavailable_on_transient(),
-            self._client.messages.batches.with_streaming_response.results(remote_id) as response,
+            client.messages.batches.with_streaming_response.results(remote_id) as response,
         ):
-            yield response.iter_bytes(chunk_size=RESULTS_CHUNK_BYTES)
+            yield response.iter_bytes()
 
 
 def _classify_create_error(exc: anthropic.APIStatusError) -> Exception:

@@ -17,14 +17,33 @@ from typing import Any
 import orjson
 import psycopg
 from psycopg.types.json import Jsonb
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, Numeric, String, Table
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Integer,
+    LargeBinary,
+    Numeric,
+    String,
+    Table,
+)
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 # COPY runs on the raw psycopg cursor, so its errors arrive unwrapped by SQLAlchemy.
 UNIQUE_VIOLATIONS = (IntegrityError, psycopg.errors.UniqueViolation)
+# The database (or the driver, dumping a value) refusing the rows themselves: a
+# NUL in text, \u0000 in JSONB, a value too long or out of range, a constraint.
+# Never the connection or the server (OperationalError): those pass, rows do not.
+DATA_REFUSALS: tuple[type[Exception], ...] = (
+    DataError,
+    IntegrityError,
+    psycopg.DataError,
+    psycopg.IntegrityError,
+)
 
 
 def insert_missing(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> int:
@@ -122,4 +141,5 @@ _PG_TYPES: list[tuple[type[TypeEngine[Any]], str]] = [
     (DateTime, "timestamptz"),
     (Numeric, "numeric"),
     (String, "text"),
+    (LargeBinary, "bytea"),
 ]

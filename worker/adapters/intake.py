@@ -22,6 +22,8 @@ from typing import Any, Protocol
 import orjson
 import redis
 
+from batchline.domain.custom_ids import REQUEST_ID_PATTERN
+from batchline.domain.validation import InvalidRequest, check_entry_meta
 from batchline.keys import RedisKeys
 
 BUNDLE_MAX_REQUESTS = 100
@@ -77,6 +79,8 @@ class IntakeStream(Protocol):
 
     def dead_letter(self, entries: Sequence[StreamEntry], reason: str) -> None: ...
 
+    def bury(self, items: Sequence[tuple[StreamEntry, str]]) -> None: ...
+
     def depth(self) -> int: ...
 
 
@@ -112,20 +116,57 @@ def requests_in(raw: StreamEntry) -> int:
 
 
 def decode_entries(raw: StreamEntry) -> list[IntakeEntry]:
-    """The requests an entry holds; raises ValueError on anything not written by enqueue."""
+    """The requests an entry holds; raises ValueError on anything not written by enqueue.
+
+    Checked as strictly as enqueue checks (ids, JSON, meta values): anything
+    else writing to the stream must not get a value into SQL that the store
+    refuses, or that later code trips on (a non-hex id cannot make a custom_id).
+    """
     try:
         ids = raw.fields[b"id"].decode("ascii").split(" ")
         params = raw.fields[b"p"].split(b"\n")
-        metas = [orjson.loads(m) for m in raw.fields[b"m"].split(b"\n")]
+        metas = [check_entry_meta(orjson.loads(m)) for m in raw.fields[b"m"].split(b"\n")]
         if not len(ids) == len(params) == len(metas):
             raise ValueError("ids, params and metas differ in number")
+        for request_id in ids:
+            if not REQUEST_ID_PATTERN.fullmatch(request_id):
+                raise ValueError(f"{request_id[:40]!r} is not a request id (32 hex digits)")
         for body in params:
-            orjson.loads(body)
-    except (KeyError, UnicodeDecodeError, ValueError) as exc:
+            if not isinstance(orjson.loads(body), dict):
+                raise ValueError("params is not a JSON object")
+    except (KeyError, UnicodeDecodeError, ValueError, InvalidRequest) as exc:
         raise ValueError(f"unreadable intake entry {raw.entry_id!r}: {exc}") from None
-    if not all(isinstance(meta, dict) for meta in metas):
-        raise ValueError(f"unreadable intake entry {raw.entry_id!r}: meta is not an object")
     return [IntakeEntry(i, p, m) for i, p, m in zip(ids, params, metas, strict=True)]
+
+
+def split_bundle(raw: StreamEntry) -> list[StreamEntry]:
+    """A bundle's requests as entries of their own (same stream id), so one bad
+    request is dead-lettered alone; [] when the entry cannot be split that way."""
+    try:
+        ids = raw.fields[b"id"].split(b" ")
+        params = raw.fields[b"p"].split(b"\n")
+        metas = raw.fields[b"m"].split(b"\n")
+    except KeyError:
+        return []
+    if len(ids) < 2 or not len(ids) == len(params) == len(metas):
+        return []
+    return [
+        StreamEntry(raw.entry_id, {b"id": i, b"p": p, b"m": m})
+        for i, p, m in zip(ids, params, metas, strict=True)
+    ]
+
+
+def single(raw: StreamEntry, entry: IntakeEntry) -> StreamEntry:
+    """One request of a bundle as an entry of its own, for the dead letters."""
+    if requests_in(raw) == 1:
+        return raw
+    return StreamEntry(
+        raw.entry_id, {k.encode(): _bytes(v) for k, v in encode_fields(entry).items()}
+    )
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
 
 
 class RedisIntakeStream:
@@ -216,16 +257,26 @@ class RedisIntakeStream:
         self._ack(keys=[self._keys.intake_stream, self._keys.intake_bundled_extra], args=args)
 
     def dead_letter(self, entries: Sequence[StreamEntry], reason: str) -> None:
-        if not entries:
-            return
-        pipe = self._redis.pipeline(transaction=True)
-        for entry in entries:
-            fields: dict[Any, Any] = dict(entry.fields)
-            fields[b"reason"] = reason.encode()
-            pipe.xadd(self._keys.dead_letters, fields)
-        pipe.execute()
+        self.bury([(entry, reason) for entry in entries])
         # After the copy: a crash between the two leaves the entry to be dead-lettered again.
         self.ack(entries)
+
+    def bury(self, items: Sequence[tuple[StreamEntry, str]]) -> None:
+        """Copy each entry to the dead letters with its reason (and its stream id);
+        acknowledging it is the caller's next step."""
+        if not items:
+            return
+        pipe = self._redis.pipeline(transaction=True)
+        for entry, reason in items:
+            fields: dict[Any, Any] = dict(entry.fields)
+            fields[b"reason"] = reason.encode()
+            fields[b"entry"] = entry.entry_id
+            pipe.xadd(self._keys.dead_letters, fields)
+        pipe.execute()
+
+    def dead_letter_count(self) -> int:
+        """Entries (or single requests of bundles) ever dead-lettered and still kept."""
+        return int(self._redis.xlen(self._keys.dead_letters))
 
     def depth(self) -> int:
         """Requests waiting in the stream (bundles counted by what they hold)."""

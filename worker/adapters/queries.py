@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
+from batchline.domain.results import result_object
 from batchline.models import Batch, Request, Result
 
 
@@ -49,15 +50,21 @@ def request_id_for_key(session: Session, key: str) -> str | None:
     return session.scalar(select(Request.id).where(Request.idempotency_key == key))
 
 
-def final_result_body(session: Session, request_id: str) -> tuple[str, dict[str, Any]] | None:
-    """The latest non-duplicate result's type and body for a request."""
+def final_result_line(session: Session, request_id: str) -> tuple[str, bytes | None] | None:
+    """The latest non-duplicate result's type and line, as the API sent it, for a request."""
     row = session.execute(
-        select(Result.result_type, Result.body)
+        select(Result.result_type, Result.line)
         .where(Result.request_id == request_id, Result.duplicate.is_(False))
         .order_by(Result.id.desc())
         .limit(1)
     ).first()
     return None if row is None else (row[0], row[1])
+
+
+def final_result_body(session: Session, request_id: str) -> tuple[str, dict[str, Any]] | None:
+    """The latest non-duplicate result's type and `result` object for a request."""
+    found = final_result_line(session, request_id)
+    return None if found is None else (found[0], result_object(found[1], found[0]))
 
 
 def requests_by_state(session: Session) -> dict[str, int]:
@@ -101,6 +108,24 @@ def results_by_type(session: Session) -> dict[str, int]:
         .group_by(Result.result_type)
     )
     return {kind: int(n) for kind, n in rows}
+
+
+# Results batchline could not take as the API sent them (error_type beside them).
+BAD_RESULT_KINDS = ("malformed_result", "result_too_large", "result_refused")
+
+
+def bad_results(session: Session) -> dict[str, int]:
+    """Results of bad data by kind: malformed, too large, refused by the database,
+    and `unknown_request` (a batchline custom_id naming no request in SQL)."""
+    rows = session.execute(
+        select(Result.error_type, func.count())
+        .where(Result.error_type.in_(BAD_RESULT_KINDS))
+        .group_by(Result.error_type)
+    )
+    counts = {str(kind): int(n) for kind, n in rows}
+    unknown = session.scalar(select(func.count()).where(Result.request_id.is_(None)))
+    counts["unknown_request"] = int(unknown or 0)
+    return counts
 
 
 IN_FLIGHT = ("prepared", "submitting", "unknown", "submitted", "ended")

@@ -37,6 +37,8 @@ from batchline.models import Batch, CachePrimer, Control, Request, Result
 
 ID_CHUNK = 5_000
 PAUSE_CONTROL = "submission_paused"
+# pg_advisory_xact_lock key serialising the count of running downloads.
+INGEST_SLOTS_LOCK = 0x62_6C_69_6E_67  # "bling"
 
 
 def _changed(result: Any) -> int:
@@ -481,7 +483,25 @@ def batches_to_ingest(session: Session, now: datetime, limit: int = 100) -> list
     return list(session.scalars(stmt))
 
 
-def take_ingest_lease(session: Session, batch_id: int, now: datetime, until: datetime) -> bool:
+def take_ingest_lease(
+    session: Session, batch_id: int, now: datetime, until: datetime, slots: int | None = None
+) -> bool:
+    """Take the batch's ingestion lease, if it is free and (given `slots`) fewer
+    than that many downloads run. A running download renews its lease every third
+    of its length, so it always ends more than half a lease ahead; a lease nearer
+    than that is a back-off or a dead worker's, and holds no slot."""
+    if slots is not None:
+        if session.get_bind().dialect.name == "postgresql":
+            # Two workers counting at once would both see a free slot: count in turn.
+            session.execute(select(func.pg_advisory_xact_lock(INGEST_SLOTS_LOCK)))
+        half = (until - now) / 2
+        running = session.scalar(
+            select(func.count()).where(
+                Batch.state == BatchState.ENDED, Batch.lease_until > now + half
+            )
+        )
+        if (running or 0) >= slots:
+            return False
     # Guarded: a second ingester waits for the first's lease to lapse.
     result = session.execute(
         update(Batch)
@@ -503,12 +523,16 @@ def release_ingest_lease(session: Session, batch_id: int) -> None:
     )
 
 
-def extend_ingest_lease(session: Session, batch_id: int, until: datetime) -> None:
-    session.execute(
+def extend_ingest_lease(session: Session, batch_id: int, held: datetime, until: datetime) -> bool:
+    """Move the lease this worker holds (its end is `held`) to `until`; False when
+    another worker took it meanwhile (the lease had lapsed)."""
+    # Guarded on the exact end this worker set: a taken-over lease is never extended.
+    result = session.execute(
         update(Batch)
-        .where(Batch.id == batch_id, Batch.state == BatchState.ENDED)
+        .where(Batch.id == batch_id, Batch.state == BatchState.ENDED, Batch.lease_until == held)
         .values(lease_until=until)
     )
+    return _changed(result) == 1
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,13 @@ ROLES = frozenset({"user", "assistant"})
 MAX_REQUEST_BYTES = 255_000_000
 MAX_KEY_LENGTH = 200
 MAX_TAGS_BYTES = 4_096
+# Deeper than any real request; orjson itself stops at 255, Python's stack near 1,000.
+MAX_DEPTH = 128
+# The store's column widths (models/tables.py).
+MAX_MODEL_LENGTH = 200
+MAX_ON_RESULT_LENGTH = 200
+# Enqueue times a stream entry may carry: 1970 to 9999 (datetime's range).
+MAX_TIMESTAMP = 253_402_300_799
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
@@ -93,11 +100,49 @@ def check_tags(tags: object) -> dict[str, str | int | float | bool | None]:
             raise InvalidRequest(f"tag names must be non-empty strings, got {name!r:.40}")
         if not isinstance(value, str | int | float | bool) and value is not None:
             raise InvalidRequest(f"tag {name!r} must be a string, number, bool or null")
+        # Tags are stored as JSONB, which cannot hold U+0000.
+        if "\x00" in name or (isinstance(value, str) and "\x00" in value):
+            raise InvalidRequest(f"tag {name!r:.40} holds U+0000, which the store cannot keep")
         out[name] = value
     _check_json_values(out, "tags")
-    if len(orjson.dumps(out)) > MAX_TAGS_BYTES:
+    try:
+        encoded = orjson.dumps(out)
+    except TypeError as exc:  # an integer beyond 64 bits
+        raise InvalidRequest(f"tags cannot be encoded: {exc}") from None
+    if len(encoded) > MAX_TAGS_BYTES:
         raise InvalidRequest(f"tags may be at most {MAX_TAGS_BYTES} bytes encoded")
     return out
+
+
+def check_entry_meta(meta: object) -> dict[str, Any]:
+    """An intake entry's meta, checked as `enqueue` checks what it writes: the
+    stream also takes entries from other writers, and one the store would refuse
+    must be dead-lettered, not stop its neighbours."""
+    if not isinstance(meta, dict):
+        raise InvalidRequest("meta is not an object")
+    stamp = meta.get("t")
+    if stamp is not None and (
+        isinstance(stamp, bool)
+        or not isinstance(stamp, int | float)
+        or not 0 <= stamp <= MAX_TIMESTAMP  # false for NaN too
+    ):
+        raise InvalidRequest(f"t must be a time in seconds since 1970, got {stamp!r:.40}")
+    check_key(meta.get("key"))
+    check_tags(meta.get("tags"))
+    for name, limit in (("model", MAX_MODEL_LENGTH), ("on_result", MAX_ON_RESULT_LENGTH)):
+        value = meta.get(name)
+        if value is not None and not _storable_name(value, limit):
+            raise InvalidRequest(f"{name} must be a string of 1-{limit} characters without U+0000")
+    attempts = meta.get("max_attempts")
+    if attempts is not None and (
+        isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 100
+    ):
+        raise InvalidRequest("max_attempts must be an integer from 1 to 100")
+    return meta
+
+
+def _storable_name(value: object, limit: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= limit and "\x00" not in value
 
 
 def _check_shape(params: Mapping[Any, Any]) -> None:
@@ -109,6 +154,10 @@ def _check_shape(params: Mapping[Any, Any]) -> None:
     model = params.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("model is required and must be a non-empty string")
+    if not _storable_name(model, MAX_MODEL_LENGTH):
+        raise InvalidRequest(
+            f"model must be at most {MAX_MODEL_LENGTH} characters without U+0000, got {model!r:.60}"
+        )
     max_tokens = params.get("max_tokens")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise InvalidRequest(
@@ -161,38 +210,44 @@ def _check_json_values(value: object, where: str) -> None:
     # orjson writes NaN and infinities as null: refuse them rather than change data.
     # The walk is on every enqueue's hot path, so it builds no path strings;
     # only a value that fails is walked again to name where it is.
-    if not _json_values_ok(value):
-        raise InvalidRequest(_first_bad_value(value, where))
+    if not _json_values_ok(value, 0):
+        raise InvalidRequest(_first_bad_value(value, where, 0))
 
 
-def _json_values_ok(value: object) -> bool:
+def _json_values_ok(value: object, depth: int) -> bool:
     # Plain loops and exact-type tests: this runs on every enqueue, and generator
     # expressions or ABC isinstance checks would cost more than the XADD.
+    # Bounded by MAX_DEPTH, so a deep (or self-containing) value is refused by
+    # name instead of exhausting the stack.
+    if depth > MAX_DEPTH:
+        return False
     if isinstance(value, dict):
         for key in value:
             if type(key) is not str:
                 return False
-        return _all_values_ok(value.values())
+        return _all_values_ok(value.values(), depth + 1)
     if isinstance(value, list | tuple):
-        return _all_values_ok(value)
+        return _all_values_ok(value, depth + 1)
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, Mapping):
-        return all(isinstance(k, str) and _json_values_ok(v) for k, v in value.items())
+        return all(isinstance(k, str) and _json_values_ok(v, depth + 1) for k, v in value.items())
     return True  # anything else is for orjson to accept or refuse
 
 
-def _all_values_ok(items: Iterable[object]) -> bool:
+def _all_values_ok(items: Iterable[object], depth: int) -> bool:
     for item in items:
         kind = type(item)
         if kind is str or kind is int or kind is bool or item is None:
             continue
-        if not _json_values_ok(item):
+        if not _json_values_ok(item, depth):
             return False
     return True
 
 
-def _first_bad_value(value: object, where: str) -> str:
+def _first_bad_value(value: object, where: str, depth: int) -> str:
+    if depth > MAX_DEPTH:
+        return f"{where[:120]}... is nested deeper than {MAX_DEPTH} levels"
     if isinstance(value, float) and not math.isfinite(value):
         return f"{where} holds a non-finite number ({value})"
     items: list[tuple[str, object]] = []
@@ -204,6 +259,6 @@ def _first_bad_value(value: object, where: str) -> str:
     elif isinstance(value, list | tuple):
         items = [(f"{where}[{i}]", v) for i, v in enumerate(value)]
     for path, v in items:
-        if not _json_values_ok(v):
-            return _first_bad_value(v, path)
+        if not _json_values_ok(v, depth + 1):
+            return _first_bad_value(v, path, depth + 1)
     return f"{where} holds a value that cannot be sent"

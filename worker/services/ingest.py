@@ -3,33 +3,55 @@
 Results are read as raw bytes and written a chunk per transaction, so memory
 stays flat however large the batch. Running it twice changes nothing: result
 rows are insert-if-absent, and only a newly inserted row moves its request.
+
+Nothing from outside can wedge a batch or a worker: a line is kept as the API's
+exact bytes (any valid JSON), a line over BATCHLINE_MAX_RESULT_LINE_BYTES is
+skipped and its request failed, a chunk the database refuses is split until the
+refused result is alone (services.isolate), and a whole download has a
+deadline. The lease is renewed by time while bytes arrive; a download that
+finds its lease taken stops, so one batch is downloaded by one worker at a time,
+and at most BATCHLINE_INGEST_CONCURRENCY batches are downloaded at once.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
-from itertools import islice
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from batchline.adapters import store
 from batchline.adapters.batch_api import ApiUnavailable, RemoteBatchGone
+from batchline.adapters.bulk import DATA_REFUSALS
 from batchline.domain.cost import PriceTable
 from batchline.domain.custom_ids import RequestRef, decode_custom_id
-from batchline.domain.jsonl import iter_lines
-from batchline.domain.results import ParsedResult, UnreadableLine, parse_line
+from batchline.domain.jsonl import Overlong, iter_lines
+from batchline.domain.results import (
+    ParsedResult,
+    UnreadableLine,
+    parse_line,
+    parse_overlong,
+    refused,
+)
 from batchline.domain.retry import decide
 from batchline.domain.states import TERMINAL_REQUEST_STATES, RequestState
 from batchline.prices import load_prices
 from batchline.services.context import Pipeline
+from batchline.services.ingest_lease import DeadlinePassed, DownloadStopped, IngestLease
+from batchline.services.isolate import one_line, store_isolating
 
 log = logging.getLogger("batchline.ingest")
+
+# A chunk of lines is also cut at this many bytes, so long lines cannot pile up.
+CHUNK_BYTES = 32 << 20
+
+Item = tuple[ParsedResult, RequestRef]
 
 
 @dataclass
@@ -40,31 +62,39 @@ class IngestReport:
     duplicates: int = 0
     unreadable: int = 0
     foreign: int = 0
+    # Batchline-shaped custom_ids naming no request in SQL: stored without one, not settled.
+    unknown_requests: int = 0
+    # Results the database refused even as a failure: their requests go round again.
+    unstorable: int = 0
     settled: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     requeued_missing: int = 0
 
+    def add(self, other: IngestReport) -> None:
+        self.new_results += other.new_results
+        self.duplicates += other.duplicates
+        for state, n in other.settled.items():
+            self.settled[state] += n
+
 
 def ingest_batch(pipeline: Pipeline, batch_id: int) -> IngestReport | None:
-    """Ingest one ended batch; None when another worker holds it or it is done."""
-    lease = timedelta(seconds=pipeline.settings.ingest_lease_seconds)
-    now = pipeline.clock()
-    with pipeline.sessions.begin() as session:
-        if not store.take_ingest_lease(session, batch_id, now, now + lease):
-            return None
-        batch = store.get_batch(session, batch_id)
-        assert batch is not None and batch.remote_id is not None
-        remote_id = batch.remote_id
+    """Ingest one ended batch; None when another worker holds it, it is done, no
+    download slot is free, or the download stopped early (the next sweep goes on)."""
+    taken = IngestLease.take(pipeline, batch_id)
+    if taken is None:
+        return None
+    lease, remote_id = taken
     report = IngestReport(batch_id)
+    settings = pipeline.settings
+    deadline = time.monotonic() + settings.ingest_deadline_seconds
     try:
         with pipeline.api.results(remote_id) as chunks:
-            for lines in _batched(iter_lines(chunks), pipeline.settings.ingest_chunk):
-                _ingest_chunk(pipeline, batch_id, lines, report)
-                with pipeline.sessions.begin() as session:
-                    store.extend_ingest_lease(session, batch_id, pipeline.clock() + lease)
+            lines = iter_lines(_watched(chunks, lease, deadline), settings.max_result_line_bytes)
+            for part in _batched(lines, settings.ingest_chunk, CHUNK_BYTES):
+                _ingest_chunk(pipeline, batch_id, part, report)
+                lease.keep()
     except ApiUnavailable:
         # Give the batch back at once, so the next sweep retries without waiting out the lease.
-        with pipeline.sessions.begin() as session:
-            store.release_ingest_lease(session, batch_id)
+        lease.release()
         raise
     except RemoteBatchGone as exc:
         # Deleted, or archived after 29 days: what was not read goes round again.
@@ -75,50 +105,129 @@ def ingest_batch(pipeline: Pipeline, batch_id: int) -> IngestReport | None:
             exc,
             extra={"batch_id": batch_id, "remote_id": remote_id},
         )
+    except DownloadStopped as exc:
+        # What was stored stays stored; the next download skips it.
+        log.error(
+            "batch %d (%s) download stopped after %d lines: %s",
+            batch_id,
+            remote_id,
+            report.lines,
+            exc,
+            extra={"batch_id": batch_id, "remote_id": remote_id},
+        )
+        if isinstance(exc, DeadlinePassed):
+            lease.back_off()
+        return None
     _finish(pipeline, batch_id, report)
     log.info(
-        "batch %d (%s) ingested: %d lines, %d new, %d duplicate, %d unreadable, settled %s",
+        "batch %d (%s) ingested: %d lines, %d new, %d duplicate, %d unreadable, "
+        "%d for unknown requests, settled %s",
         batch_id,
         remote_id,
         report.lines,
         report.new_results,
         report.duplicates,
         report.unreadable,
+        report.unknown_requests,
         dict(report.settled),
     )
     return report
 
 
-def _batched(lines: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
-    while chunk := list(islice(lines, size)):
+def _watched(chunks: Iterable[bytes], lease: IngestLease, deadline: float) -> Iterator[bytes]:
+    """The stream's bytes as they come, checking the deadline and keeping the lease
+    at every read: a stream that trickles still reaches both in time."""
+    for chunk in chunks:
+        if time.monotonic() > deadline:
+            raise DeadlinePassed("the download passed BATCHLINE_INGEST_DEADLINE_SECONDS")
+        lease.keep()
+        yield chunk
+
+
+def _batched(
+    lines: Iterator[bytes | Overlong], size: int, max_bytes: int
+) -> Iterator[list[bytes | Overlong]]:
+    chunk: list[bytes | Overlong] = []
+    held = 0
+    for line in lines:
+        chunk.append(line)
+        held += len(line) if isinstance(line, bytes) else len(line.head)
+        if len(chunk) >= size or held >= max_bytes:
+            yield chunk
+            chunk, held = [], 0
+    if chunk:
         yield chunk
 
 
 def _ingest_chunk(
-    pipeline: Pipeline, batch_id: int, lines: list[bytes], report: IngestReport
+    pipeline: Pipeline, batch_id: int, lines: list[bytes | Overlong], report: IngestReport
 ) -> None:
     report.lines += len(lines)
-    parsed = _parse(lines, report)
+    parsed = _parse(lines, report, pipeline.settings.max_result_line_bytes)
+
+    def one_refused(item: Item, exc: Exception) -> None:
+        _store_refused(pipeline, batch_id, item, exc, report)
+
+    store_isolating(parsed, lambda part: _store(pipeline, batch_id, part, report), one_refused)
+
+
+def _store(pipeline: Pipeline, batch_id: int, parsed: Sequence[Item], report: IngestReport) -> None:
+    """Store and settle one part in one transaction; counted only once committed."""
     now = pipeline.clock()
+    tally = IngestReport(batch_id)
     with pipeline.sessions.begin() as session:
         prices = load_prices()
         rows = [_result_row(batch_id, p, ref, now, prices) for p, ref in parsed]
         new_ids = store.insert_results(session, batch_id, rows)
         fresh = [(p, ref) for p, ref in parsed if p.custom_id in new_ids]
-        report.new_results += len(fresh)
-        settled = _settle(pipeline, session, batch_id, fresh, report, now)
+        tally.new_results += len(fresh)
+        settled = _settle(pipeline, session, batch_id, fresh, tally, now)
+    report.add(tally)
     # After the commit: waiters are woken only for what is durable.
     pipeline.notifier.settled(settled)
 
 
-def _parse(lines: Iterable[bytes], report: IngestReport) -> list[tuple[ParsedResult, RequestRef]]:
+def _store_refused(
+    pipeline: Pipeline, batch_id: int, item: Item, exc: Exception, report: IngestReport
+) -> None:
+    """The one result the database refused: kept without its request when that
+    request is unknown, else recorded as its request's failure with the reason."""
+    parsed, ref = item
+    with pipeline.sessions() as session:
+        known = bool(store.existing_request_ids(session, [ref.request_id]))
+    log.error(
+        "batch %d: result %s refused by the database (%s)",
+        batch_id,
+        parsed.custom_id,
+        one_line(exc) if known else "no such request",
+        extra={"batch_id": batch_id, "request_id": ref.request_id},
+    )
+    try:
+        if known:
+            _store(pipeline, batch_id, [(refused(parsed, one_line(exc)), ref)], report)
+            return
+        # Paid for, so kept and counted, but it settles nothing.
+        with pipeline.sessions.begin() as session:
+            row = _result_row(batch_id, parsed, ref, pipeline.clock(), load_prices())
+            store.insert_results(session, batch_id, [{**row, "request_id": None}])
+        report.unknown_requests += 1
+    except DATA_REFUSALS as again:
+        # Its request, if any, is left in the batch: _finish sends it round again.
+        report.unstorable += 1
+        log.error("batch %d: result %s not stored: %s", batch_id, parsed.custom_id, again)
+
+
+def _parse(lines: Iterable[bytes | Overlong], report: IngestReport, limit: int) -> list[Item]:
     out = []
     for line in lines:
         try:
-            parsed = parse_line(line)
+            parsed = (
+                parse_line(line) if isinstance(line, bytes) else parse_overlong(line.head, limit)
+            )
         except UnreadableLine as exc:
             report.unreadable += 1
-            log.error("unreadable result line (%s): %.200r", exc, line)
+            shown = line if isinstance(line, bytes) else line.head
+            log.error("unreadable result line (%s): %.200r", exc, shown)
             continue
         ref = decode_custom_id(parsed.custom_id)
         if ref is None:
@@ -139,7 +248,7 @@ def _result_row(
         "result_type": parsed.result_type,
         "error_type": parsed.error_type,
         "error_message": parsed.error_message,
-        "body": parsed.body,
+        "line": parsed.line,
         "model": parsed.model,
         "input_tokens": parsed.usage.get("input_tokens", 0),
         "output_tokens": parsed.usage.get("output_tokens", 0),

@@ -1,4 +1,10 @@
-"""Intake: move enqueued requests from the Redis stream into SQL."""
+"""Intake: move enqueued requests from the Redis stream into SQL.
+
+No entry can hold back another: an entry that cannot be read is dead-lettered
+with the reason, and should the database refuse a request's row, the chunk is
+split until that request is alone (see services.isolate); it alone is
+dead-lettered, and every other request of the chunk is stored.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,20 @@ import orjson
 from sqlalchemy.orm import Session
 
 from batchline.adapters import store
-from batchline.adapters.intake import IntakeEntry, StreamEntry, decode_entries
+from batchline.adapters.intake import (
+    IntakeEntry,
+    StreamEntry,
+    decode_entries,
+    single,
+    split_bundle,
+)
 from batchline.domain.prefix import prefix_hash
 from batchline.domain.states import RequestState
 from batchline.services.context import Pipeline
+from batchline.services.isolate import one_line, store_isolating
 
 log = logging.getLogger("batchline.intake")
+UNREADABLE = (ValueError, KeyError, TypeError, OverflowError)
 
 
 def run_intake(pipeline: Pipeline, consumer: str, max_rounds: int = 100) -> int:
@@ -33,24 +47,67 @@ def run_intake(pipeline: Pipeline, consumer: str, max_rounds: int = 100) -> int:
     return moved
 
 
+Found = tuple[StreamEntry, IntakeEntry, dict[str, Any]]
+
+
 def _move_chunk(pipeline: Pipeline, raw: list[StreamEntry]) -> int:
-    rows, bad = [], []
+    found: list[Found] = []
+    buried: list[tuple[StreamEntry, str]] = []
+    refusals: list[str] = []
     now = pipeline.clock()
     for entry in raw:
-        try:
-            # Whole entries only: a bundle with one bad request is dead-lettered entire.
-            rows.extend([_row(request, pipeline, now) for request in decode_entries(entry)])
-        except (ValueError, KeyError, TypeError) as exc:
+        _read(pipeline, entry, now, found, buried)
+
+    def refused(item: Found, exc: Exception) -> None:
+        entry, request, _ = item
+        refusals.append(request.request_id)
+        log.error(
+            "request %s refused by the database, dead-lettered: %s",
+            request.request_id,
+            one_line(exc),
+            extra={"request_id": request.request_id},
+        )
+        buried.append((single(entry, request), f"refused by the database: {one_line(exc)}"))
+
+    store_isolating(found, lambda part: _store(pipeline, [row for *_, row in part], now), refused)
+    # Only after the commits: an entry acked before them would be lost by a crash
+    # here. The dead letters are written first for the same reason.
+    pipeline.intake.bury(buried)
+    pipeline.intake.ack(raw)
+    return len(found) - len(refusals)
+
+
+def _read(
+    pipeline: Pipeline,
+    entry: StreamEntry,
+    now: datetime,
+    found: list[Found],
+    buried: list[tuple[StreamEntry, str]],
+) -> None:
+    """The entry's requests into `found`, or what cannot be read into `buried`."""
+    try:
+        found += [(entry, r, _row(r, pipeline, now)) for r in decode_entries(entry)]
+        return
+    except UNREADABLE as exc:
+        parts = split_bundle(entry)
+        if not parts:
             log.error("intake entry unreadable, dead-lettered: %s", exc)
-            bad.append(entry)
+            buried.append((entry, f"unreadable: {exc}"))
+            return
+    # A bundle is read again request by request: only the bad ones are buried.
+    for part in parts:
+        try:
+            found += [(entry, r, _row(r, pipeline, now)) for r in decode_entries(part)]
+        except UNREADABLE as part_exc:
+            log.error("bundled request unreadable, dead-lettered: %s", part_exc)
+            buried.append((part, f"unreadable: {part_exc}"))
+
+
+def _store(pipeline: Pipeline, rows: list[dict[str, Any]], now: datetime) -> None:
     with pipeline.sessions.begin() as session:
         inserted = store.insert_requests(session, rows)
         if inserted < len(rows):
             _settle_key_reuse(session, rows, now)
-    # Only after the commit: an entry acked before it would be lost by a crash here.
-    pipeline.intake.ack([e for e in raw if e not in bad])
-    pipeline.intake.dead_letter(bad, "unreadable")
-    return len(rows)
 
 
 def _settle_key_reuse(session: Session, rows: list[dict[str, Any]], now: datetime) -> None:

@@ -1,0 +1,137 @@
+"""One bad row never holds back its neighbours, over real SQL and Redis.
+
+Given the pipeline on SQLite and PostgreSQL with the in-memory Batch API; when
+a results line names an unknown request, or the database refuses one result or
+one request's row; then that one is counted, failed or dead-lettered with the
+reason, and every other row of the chunk is stored and settled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+import pytest
+import redis
+from sqlalchemy import select
+
+from batchline.adapters import queries
+from batchline.adapters.memory_api import MemoryBatchApi, succeed
+from batchline.domain.custom_ids import new_request_id
+from batchline.models import Batch, Request, Result
+from batchline.producer import Producer
+from batchline.services import assemble, ingest, intake, poll, submit
+from batchline.services.context import Pipeline
+from tests.support.poison import PARAMS, dead_letters
+
+pytestmark = pytest.mark.integration
+
+
+def submit_all(pipeline: Pipeline, count: int) -> list[str]:
+    with Producer(pipeline.settings) as producer:
+        ids = [h.id for h in producer.enqueue_many([PARAMS] * count)]
+    intake.run_intake(pipeline, "t")
+    for batch_id in assemble.assemble_batches(pipeline):
+        submit.submit_batch(pipeline, batch_id)
+    return ids
+
+
+def end_and_ingest(pipeline: Pipeline, api: MemoryBatchApi) -> list[ingest.IngestReport]:
+    api.end_all()
+    with pipeline.sessions() as session:
+        batch_ids = list(session.scalars(select(Batch.id)))
+    for batch_id in batch_ids:
+        poll.poll_batch(pipeline, batch_id)
+    reports = [ingest.ingest_batch(pipeline, b) for b in poll.batches_to_ingest(pipeline)]
+    return [r for r in reports if r is not None]
+
+
+def request_states(pipeline: Pipeline) -> dict[str, tuple[str, str | None]]:
+    with pipeline.sessions() as session:
+        rows = session.execute(select(Request.id, Request.state, Request.last_error))
+        return {i: (s, e) for i, s, e in rows}
+
+
+def test_ingest__a_line_naming_an_unknown_request_is_counted_and_skipped(
+    pipeline: Pipeline, memory_api: MemoryBatchApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = submit_all(pipeline, 3)
+    plain = memory_api.results
+    stray = f"bl{new_request_id()}-1"
+
+    @contextmanager
+    def with_stray_line(remote_id: str) -> Iterator[Iterator[bytes]]:
+        with plain(remote_id) as lines:
+            extra = orjson.dumps({"custom_id": stray, "result": succeed(stray, PARAMS)})
+            yield iter([*lines, extra + b"\n"])
+
+    monkeypatch.setattr(memory_api, "results", with_stray_line)
+
+    [report] = end_and_ingest(pipeline, memory_api)
+
+    assert report.unknown_requests == 1
+    assert {s for s, _ in request_states(pipeline).values()} == {"succeeded"}
+    assert set(request_states(pipeline)) == set(ids)
+    with pipeline.sessions() as session:
+        assert set(session.scalars(select(Batch.state))) == {"ingested"}
+        kept = session.scalar(select(Result.request_id).where(Result.custom_id == stray))
+        assert kept is None
+        assert queries.bad_results(session)["unknown_request"] == 1
+
+
+def test_ingest__a_result_the_database_refuses_fails_its_request_alone(
+    pipeline: Pipeline, memory_api: MemoryBatchApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if pipeline.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite text holds U+0000: nothing to refuse")
+    ids = submit_all(pipeline, 6)
+    victim = sorted(ids)[3]
+    plain_row = ingest._result_row
+
+    def with_nul(*args: Any) -> dict[str, Any]:
+        row = plain_row(*args)
+        if row["request_id"] == victim and row["result_type"] == "succeeded":
+            row["model"] = "claude\x00"  # PostgreSQL text cannot hold it
+        return row
+
+    monkeypatch.setattr(ingest, "_result_row", with_nul)
+
+    [report] = end_and_ingest(pipeline, memory_api)
+
+    found = request_states(pipeline)
+    assert found[victim][0] == "failed"
+    assert "the database refused this result" in (found[victim][1] or "")
+    assert {found[i][0] for i in ids if i != victim} == {"succeeded"}
+    assert report.new_results == 6
+    with pipeline.sessions() as session:
+        assert queries.bad_results(session).get("result_refused") == 1
+
+
+def test_intake__a_request_the_database_refuses_is_dead_lettered_alone(
+    pipeline: Pipeline, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if pipeline.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite stores a string of any length: nothing to refuse")
+    with Producer(pipeline.settings) as producer:
+        ids = [h.id for h in producer.enqueue_many([PARAMS] * 10)]
+    victim = ids[6]
+    plain_row = intake._row
+
+    def too_long(entry: Any, *args: Any) -> dict[str, Any]:
+        row = plain_row(entry, *args)
+        if row["id"] == victim:
+            row["model"] = "m" * 300  # wider than the column
+        return row
+
+    monkeypatch.setattr(intake, "_row", too_long)
+
+    moved = intake.run_intake(pipeline, "t")
+
+    assert moved == 9
+    assert set(request_states(pipeline)) == set(ids) - {victim}
+    [letter] = dead_letters(redis_client)
+    assert letter[b"id"] == victim.encode()
+    assert b"refused by the database" in letter[b"reason"]
+    assert pipeline.intake.depth() == 0
