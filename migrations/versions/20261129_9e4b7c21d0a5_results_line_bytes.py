@@ -1,7 +1,7 @@
 """results keep the API's line as bytes
 
 Revision ID: 9e4b7c21d0a5
-Revises: 5b1e0c4d9a21
+Revises: d1a7c0f5e2b4
 Create Date: 2026-11-29 16:40:00.000000
 
 A result was kept as JSONB, which refuses `\\u0000` (valid JSON the API may
@@ -19,7 +19,7 @@ from alembic import op
 import batchline.models.base
 
 revision: str = "9e4b7c21d0a5"
-down_revision: str | None = "5b1e0c4d9a21"
+down_revision: str | None = "d1a7c0f5e2b4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -11,7 +11,7 @@ from batchline.database import alembic_config, make_engine
 
 pytestmark = pytest.mark.integration
 
-BEFORE = "5b1e0c4d9a21"
+BEFORE = "d1a7c0f5e2b4"
 NOW = "2026-11-01 00:00:00+00:00"
 RESULT = {"type": "succeeded", "message": {"id": "msg_1", "content": [{"text": "é ☃"}]}}
 
