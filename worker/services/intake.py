@@ -35,11 +35,11 @@ def run_intake(pipeline: Pipeline, consumer: str, max_rounds: int = 100) -> int:
 
 def _move_chunk(pipeline: Pipeline, raw: list[StreamEntry]) -> int:
     rows, bad = [], []
-    now = pipeline.clock()
+    now, max_attempts = pipeline.clock(), pipeline.settings.max_attempts
     for entry in raw:
         try:
             # Whole entries only: a bundle with one bad request is dead-lettered entire.
-            rows.extend([_row(request, pipeline, now) for request in decode_entries(entry)])
+            rows.extend([request_row(r, max_attempts, now) for r in decode_entries(entry)])
         except (ValueError, KeyError, TypeError) as exc:
             log.error("intake entry unreadable, dead-lettered: %s", exc)
             bad.append(entry)
@@ -78,7 +78,8 @@ def _settle_key_reuse(session: Session, rows: list[dict[str, Any]], now: datetim
         )
 
 
-def _row(entry: IntakeEntry, pipeline: Pipeline, now: datetime) -> dict[str, Any]:
+def request_row(entry: IntakeEntry, default_max_attempts: int, now: datetime) -> dict[str, Any]:
+    """The queued `requests` row of an entry (durable enqueue writes it directly)."""
     meta = entry.meta
     params = entry.params.decode("utf-8")
     model = meta.get("model")
@@ -95,7 +96,7 @@ def _row(entry: IntakeEntry, pipeline: Pipeline, now: datetime) -> dict[str, Any
         "batch_id": None,
         "attempts": 0,
         "charged_attempts": 0,
-        "max_attempts": int(meta.get("max_attempts") or pipeline.settings.max_attempts),
+        "max_attempts": int(meta.get("max_attempts") or default_max_attempts),
         "prefix_hash": _prefix_hash(entry.params),
         "cache_ttl_1h": False,
         "enqueued_at": enqueued,
