@@ -22,17 +22,18 @@ def _entry(n: int) -> IntakeEntry:
     return IntakeEntry(f"{n:032x}", b'{"model":"m","max_tokens":1,"messages":[]}' + b" " * 3000, {})
 
 
-def test_add_all__at_maxmemory_writes_nothing(limited_redis: LimitedRedis, sqlite_db: str) -> None:
-    # Given a Redis that refuses writes
+def test_add_all__refused_midway_writes_nothing(limited_redis: LimitedRedis, sqlite_db: str) -> None:
+    # Given a Redis with about 4 MB left before maxmemory
     fill_until_refused(Settings(database_url=sqlite_db, redis_url=limited_redis.url))
     client = redis.Redis.from_url(limited_redis.url)
     try:
+        client.xtrim("batchline:intake", maxlen=client.xlen("batchline:intake") - 1_000)
         stream = RedisIntakeStream(client, RedisKeys())
         before = client.xlen("batchline:intake"), client.hgetall("batchline:intake:ledger")
-        # When a lot is added past any producer-side check, keyed and not
+        # When a lot of about 9 MB is added past any producer-side check, keyed and not
         parts = [
             [(_entry(n), f"k{n}" if n % 3 == 0 else None) for n in range(p, p + 100)]
-            for p in range(0, 1_000, 100)
+            for p in range(0, 3_000, 100)
         ]
         with pytest.raises(redis.RedisError, match="maxmemory"):
             stream.add_all(parts, key_ttl=60)
