@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchline.adapters import store
 from batchline.adapters.intake import IntakeEntry
+from batchline.errors import BrokerUnavailable
 from batchline.services.intake import request_row
 
 
@@ -33,6 +36,16 @@ class DurableIntake:
         holds its request (another one when its key was already used)."""
         now = datetime.now(UTC)
         rows = [request_row(entry, self._max_attempts, now) for entry, _key in entries]
+        try:
+            return self._insert(entries, rows)
+        except OperationalError as exc:
+            raise BrokerUnavailable(
+                f"the database refused the durable enqueue: {exc.orig}; nothing was enqueued"
+            ) from exc
+
+    def _insert(
+        self, entries: Sequence[tuple[IntakeEntry, str | None]], rows: list[dict[str, Any]]
+    ) -> dict[str, str]:
         with self._sessions.begin() as session:
             inserted = store.insert_requests(session, rows)
             held = {entry.request_id: entry.request_id for entry, _key in entries}

@@ -14,7 +14,8 @@ class QueueFull(Exception):
 
 
 class BrokerUnavailable(ConnectionError):
-    """Redis could not be reached or refused the command; the message says which."""
+    """Redis (or, under durable enqueue, the database) could not be reached or refused
+    the write; the message says which. A ConnectionError."""
 
 
 class BrokerTimeout(BrokerUnavailable, TimeoutError):

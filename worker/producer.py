@@ -133,7 +133,7 @@ class Producer:
                 if one.key in seen_keys:
                     raise InvalidRequest(f"item {index}: key {one.key!r} appears twice")
                 seen_keys.add(one.key)
-        entries: list[IntakeEntry] = []
+        ids: list[str] = []  # only ids: the bodies go out part by part
 
         def parts() -> Iterable[list[tuple[IntakeEntry, str | None]]]:
             for start in range(0, len(options), chunk):
@@ -144,20 +144,17 @@ class Producer:
                     )
                     for i, one in enumerate(options[start : start + chunk])
                 ]
-                entries.extend(entry for entry, _key in part)
+                ids.extend(entry.request_id for entry, _key in part)
                 yield part
 
         if self.settings.durable_enqueue:
             held = self.durable.add([pair for part in parts() for pair in part])
-            return [RequestHandle(held[entry.request_id], self) for entry in entries]
+            return [RequestHandle(held[i], self) for i in ids]
         with broker_errors("enqueueing"):
             # Whole or not at all: a precheck for the lot, then one transaction.
             self._pressure.admit(size + _META_BYTES * len(options))
             accepted = self._stream.add_all(parts(), self.settings.idempotency_ttl_seconds)
-        return [
-            RequestHandle(accepted[e.request_id].request_id, self, accepted[e.request_id].entry_id)
-            for e in entries
-        ]
+        return [RequestHandle(accepted[i].request_id, self, accepted[i].entry_id) for i in ids]
 
     def _entry(self, item: Item) -> tuple[IntakeEntry, str | None]:
         body = encode_params(item.params)

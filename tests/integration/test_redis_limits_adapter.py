@@ -22,7 +22,9 @@ def _entry(n: int) -> IntakeEntry:
     return IntakeEntry(f"{n:032x}", b'{"model":"m","max_tokens":1,"messages":[]}' + b" " * 3000, {})
 
 
-def test_add_all__refused_midway_writes_nothing(limited_redis: LimitedRedis, sqlite_db: str) -> None:
+def test_add_all__refused_midway_writes_nothing(
+    limited_redis: LimitedRedis, sqlite_db: str
+) -> None:
     # Given a Redis with about 4 MB left before maxmemory
     fill_until_refused(Settings(database_url=sqlite_db, redis_url=limited_redis.url))
     client = redis.Redis.from_url(limited_redis.url)
