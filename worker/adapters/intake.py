@@ -177,7 +177,7 @@ class RedisIntakeStream:
         keys = [self._keys.intake_stream, self._keys.intake_ledger]
         if key is not None:
             keys.append(self._keys.idempotency(key))
-        epoch, since = new_epoch()
+        epoch, since = new_epoch([entry])
         reply = self._add(
             keys=keys, args=[entry.request_id, fields["p"], fields["m"], epoch, since, key_ttl]
         )
@@ -199,14 +199,16 @@ class RedisIntakeStream:
             conn.read_response()
             shapes: list[Shape] = []
             accepted = 0
+            first: list[IntakeEntry] = []
             for part in parts:
+                first = first or [entry for entry, _key in part[:1]]
                 commands, part_shapes, count = self._part_commands(part, key_ttl)
                 conn.send_packed_command(conn.pack_commands(commands))
                 for _ in commands:
                     conn.read_response()  # QUEUED, or raises (OOM): the MULTI is dropped below
                 shapes += part_shapes
                 accepted += count
-            epoch, since = new_epoch()
+            epoch, since = new_epoch(first)
             ledger = self._keys.intake_ledger
             tail = [("HSETNX", ledger, "epoch", epoch), ("HSETNX", ledger, "since", since)]
             tail.append(("HINCRBY", ledger, "accepted", accepted))
@@ -245,7 +247,7 @@ class RedisIntakeStream:
         if extra:
             commands.append(("INCRBY", self._keys.intake_bundled_extra, extra))
             shapes.append(("extra", []))
-        epoch, since = new_epoch()
+        epoch, since = new_epoch([entry for entry, _key in part[:1]])
         for entry, key in part:
             if key is None:
                 continue
@@ -348,9 +350,14 @@ class RedisIntakeStream:
         return int(entries) + int(extra or 0)
 
 
-def new_epoch() -> tuple[str, int]:
-    """A candidate epoch id for the ledger, and now in ms: used only if none is set."""
-    return f"{random.getrandbits(64):016x}", time.time_ns() // 1_000_000
+def new_epoch(first: Sequence[IntakeEntry]) -> tuple[str, int]:
+    """A candidate epoch id for the ledger and its start, used only if none is set.
+
+    The start is the first request's id time (ids begin with their ms), not
+    now: the loss count looks for the epoch's requests by id from there.
+    """
+    since = int(first[0].request_id[:12], 16) if first else time.time_ns() // 1_000_000
+    return f"{random.getrandbits(64):016x}", since
 
 
 def _accepted(reply: Any) -> Accepted:
