@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     from batchline.celery_app import app  # noqa: F401
     from batchline.control import cancel_batch, cancel_request  # noqa: F401
     from batchline.domain.validation import InvalidRequest  # noqa: F401
+    from batchline.errors import (  # noqa: F401
+        BrokerTimeout,
+        BrokerUnavailable,
+        QueueFull,
+        RequestLost,
+    )
     from batchline.handles import RequestHandle  # noqa: F401
     from batchline.ledger import estimate  # noqa: F401
     from batchline.producer import (  # noqa: F401
@@ -32,6 +38,10 @@ _EXPORTS = {
     # `celery -A batchline worker` finds the Celery app here (Celery looks for `app`).
     "app": "batchline.celery_app",
     "InvalidRequest": "batchline.domain.validation",
+    "BrokerTimeout": "batchline.errors",
+    "BrokerUnavailable": "batchline.errors",
+    "QueueFull": "batchline.errors",
+    "RequestLost": "batchline.errors",
     "RequestHandle": "batchline.handles",
     "cancel_batch": "batchline.control",
     "cancel_request": "batchline.control",

@@ -3,29 +3,40 @@
 Exactly one beat should run; a second one started by mistake finds the lock
 held and stays idle, taking over only if the first stops renewing it. (Even
 without the lock a double tick would be harmless: every task is idempotent.)
+
+The beat holding the lock also watches Redis every few seconds: it counts
+requests Redis lost (batchline.losses), and when Redis is full, so that no
+tick could be sent, it moves the intake stream into SQL itself (batchline.relief).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from typing import Any
 
 import redis
 from celery.beat import Scheduler
+from sqlalchemy.orm import Session, sessionmaker
 
 from batchline import runtime
+from batchline.adapters.intake import RedisIntakeStream
+from batchline.adapters.redis_health import make_client
+from batchline.database import make_engine, make_session_factory
 from batchline.keys import RedisKeys
 
 log = logging.getLogger("batchline.beat")
 
 LOCK_TTL_MS = 30_000
 IDLE_INTERVAL = 5.0
+WATCH_SECONDS = 5.0
 
 # Take the lock if free, or renew it if ours; one round trip, so two beats
-# can never both believe they hold it.
-_ACQUIRE_OR_RENEW = """
+# can never both believe they hold it. allow-oom: a beat must take the lock
+# even when Redis is full, to run the relief that frees it.
+_ACQUIRE_OR_RENEW = """#!lua flags=allow-oom
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -42,8 +53,13 @@ return 0
 class LockedScheduler(Scheduler):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         config = runtime.settings()
-        self._redis = redis.Redis.from_url(config.redis_url)
-        self._key = RedisKeys(config.stream_key_prefix).beat_lock
+        self._redis = make_client(config)
+        keys = RedisKeys(config.stream_key_prefix)
+        self._key = keys.beat_lock
+        self._stream = RedisIntakeStream(self._redis, keys)
+        self._sessions: sessionmaker[Session] | None = None
+        self._watched_at = 0.0
+        self._lost = 0
         self._token = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._script = self._redis.register_script(_ACQUIRE_OR_RENEW)
         self._holding: bool | None = None
@@ -52,7 +68,32 @@ class LockedScheduler(Scheduler):  # type: ignore[misc]
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if not self._hold_lock():
             return IDLE_INTERVAL
+        if time.monotonic() - self._watched_at >= WATCH_SECONDS:
+            self._watched_at = time.monotonic()
+            self._watch_redis()
         return float(super().tick(*args, **kwargs))
+
+    def _watch_redis(self) -> None:
+        from batchline.losses import observe
+        from batchline.relief import drain_if_full, redis_full
+
+        config = runtime.settings()
+        try:
+            if redis_full(config, self._redis):
+                drain_if_full(config)
+            if self._sessions is None:
+                self._sessions = make_session_factory(make_engine(config.database_url))
+            report = observe(self._sessions, self._stream)
+        except Exception as exc:  # watching is best effort; the next tick tries again
+            log.warning("could not watch Redis for losses: %s: %s", type(exc).__name__, exc)
+            return
+        if report.lost > self._lost:
+            log.error(
+                "Redis lost %d accepted requests before they reached SQL (a restart or "
+                "flush without persistence); their handles report `lost`",
+                report.lost - self._lost,
+            )
+        self._lost = report.lost
 
     def _hold_lock(self) -> bool:
         try:

@@ -29,7 +29,12 @@ def make_app() -> Celery:
         worker_prefetch_multiplier=1,
         task_time_limit=TASK_TIME_LIMIT,
         task_soft_time_limit=TASK_SOFT_TIME_LIMIT,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        broker_transport_options={
+            "visibility_timeout": VISIBILITY_TIMEOUT,
+            # A Redis that hangs fails a call instead of freezing the worker.
+            "socket_timeout": config.redis_socket_timeout_seconds,
+            "socket_connect_timeout": config.redis_connect_timeout_seconds,
+        },
         broker_connection_retry_on_startup=True,
         task_ignore_result=True,
         task_serializer="json",
@@ -88,9 +93,10 @@ def _check_redis(**_: Any) -> None:
 
     import redis
 
-    from batchline.adapters.redis_health import redis_problems
+    from batchline.adapters.redis_health import make_client, redis_problems
+    from batchline.relief import drain_if_full
 
-    client = redis.Redis.from_url(runtime.settings().redis_url)
+    client = make_client(runtime.settings())
     try:
         for problem in redis_problems(client):
             logging.getLogger("batchline.startup").warning("%s", problem)
@@ -98,6 +104,9 @@ def _check_redis(**_: Any) -> None:
         logging.getLogger("batchline.startup").warning("could not check Redis: %s", exc)
     finally:
         client.close()
+    # Before the consumer starts: Celery's start-up writes to Redis (kombu's
+    # restore mutex, queue bindings), which a full Redis refuses.
+    drain_if_full(runtime.settings())
 
 
 app = make_app()

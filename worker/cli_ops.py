@@ -18,9 +18,11 @@ from rich.table import Table
 from batchline import ledger
 from batchline.adapters import maintenance, queries, store
 from batchline.adapters.intake import RedisIntakeStream
+from batchline.adapters.redis_health import make_client
 from batchline.cli import cli, friendly_errors, load_settings
 from batchline.database import session_scope
 from batchline.keys import RedisKeys
+from batchline.losses import lost_count
 from batchline.settings import Settings
 
 
@@ -30,7 +32,7 @@ def out() -> Console:
 
 
 def queue_depth(settings: Settings) -> int | None:
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    client = make_client(settings)
     try:
         return RedisIntakeStream(client, RedisKeys(settings.stream_key_prefix)).depth()
     except redis.RedisError:
@@ -77,8 +79,13 @@ def render_status(settings: Settings) -> Group:
             for b in flying
         ]
     depth = queue_depth(settings)
+    lost = lost_count(settings)
     summary = Table(title="batchline status", show_header=False)
     summary.add_row("intake queue (Redis)", "unreachable" if depth is None else str(depth))
+    summary.add_row(
+        "lost by Redis before SQL",
+        "unknown (Redis unreachable)" if lost is None else str(lost),
+    )
     summary.add_row("requests", _counts(requests))
     summary.add_row("batches", _counts(batches))
     summary.add_row(

@@ -57,7 +57,25 @@ def check_redis(settings: Settings) -> list[Finding]:
                 warning=True,
             )
         )
-    return found or [Finding(True, "Redis reachable, noeviction, append-only file on")]
+    ok = [Finding(True, "Redis reachable, noeviction, append-only file on")]
+    return (found or ok) + _losses(settings)
+
+
+def _losses(settings: Settings) -> list[Finding]:
+    from batchline.losses import lost_count
+
+    lost = lost_count(settings)
+    if not lost:
+        return []
+    return [
+        Finding(
+            False,
+            f"Redis lost {lost} accepted requests before they reached SQL",
+            "their handles report `lost`: enqueue them again; turn on `appendonly yes` "
+            "or BATCHLINE_DURABLE_ENQUEUE=true",
+            warning=True,
+        )
+    ]
 
 
 def check_database(settings: Settings) -> list[Finding]:

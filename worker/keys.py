@@ -23,6 +23,12 @@ class RedisKeys:
         return f"{self.prefix}:intake:bundled-extra"
 
     @property
+    def intake_ledger(self) -> str:
+        """Hash: this Redis dataset's epoch (a random id, gone with a flush) and
+        the requests accepted into it, to count what a loss took (batchline.losses)."""
+        return f"{self.prefix}:intake:ledger"
+
+    @property
     def dead_letters(self) -> str:
         """Intake entries that could not be read, kept for a human to inspect."""
         return f"{self.prefix}:intake:dead"

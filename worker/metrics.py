@@ -49,6 +49,7 @@ class BatchlineCollector(Collector):
 
     def _collect(self, sessions: Any) -> Iterator[Any]:
         from batchline.cli_ops import dead_letters, queue_depth
+        from batchline.losses import lost_count
 
         depth = queue_depth(self._settings)
         yield GaugeMetricFamily(
@@ -61,6 +62,13 @@ class BatchlineCollector(Collector):
             "Intake entries dead-lettered (unreadable, or refused by the database)",
             dead_letters(self._settings) or 0,
         )
+        lost = lost_count(self._settings)
+        if lost is not None:
+            yield GaugeMetricFamily(
+                "batchline_lost_requests",
+                "Requests accepted into Redis that Redis lost before they reached SQL",
+                lost,
+            )
         with sessions() as session:
             yield _by_label(
                 "batchline_requests",

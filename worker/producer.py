@@ -1,7 +1,12 @@
 """The producer API that application code imports: `from batchline import enqueue`.
 
 An enqueue validates the request, then writes one entry to the Redis intake
-stream: as cheap as pushing to any queue. Nothing touches SQL on this path.
+stream: as cheap as pushing to any queue. Nothing touches SQL on this path,
+unless BATCHLINE_DURABLE_ENQUEUE asks for the request to be committed to SQL
+before enqueue returns (batchline.durable).
+
+Errors: InvalidRequest (bad input), QueueFull (backpressure, batchline.backpressure),
+BrokerUnavailable / BrokerTimeout (Redis down or hanging); never redis-py's own.
 """
 
 from __future__ import annotations
@@ -12,18 +17,23 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis
 
 from batchline.adapters.intake import IntakeEntry, RedisIntakeStream
+from batchline.adapters.redis_health import broker_errors, make_client
+from batchline.backpressure import Backpressure
 from batchline.database import READ_ONLY, make_engine, make_session_factory
 from batchline.domain.custom_ids import new_request_id
 from batchline.domain.validation import InvalidRequest, check_key, check_tags, encode_params
 from batchline.handles import RequestHandle, ResultReader
 from batchline.keys import RedisKeys
 from batchline.settings import Settings
+
+if TYPE_CHECKING:
+    from batchline.durable import DurableIntake
 
 
 @dataclass(frozen=True)
@@ -40,11 +50,13 @@ class Item:
 class Producer:
     def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
         self.settings = settings
-        self._redis = client or redis.Redis.from_url(settings.redis_url)
+        self._redis = client or make_client(settings)
         self._keys = RedisKeys(settings.stream_key_prefix)
         self._stream = RedisIntakeStream(self._redis, self._keys)
+        self._pressure = Backpressure(self._redis, self._keys, settings)
         self._reader: ResultReader | None = None
         self._reader_lock = threading.Lock()
+        self._durable: DurableIntake | None = None
 
     @property
     def reader(self) -> ResultReader:
@@ -53,13 +65,28 @@ class Producer:
                 # Reads only: on SQLite this keeps waiters from taking the write lock.
                 engine = make_engine(self.settings.database_url)
                 reads = make_session_factory(engine.execution_options(**{READ_ONLY: True}))
-                self._reader = ResultReader(engine, reads, self._redis, self._keys)
+                self._reader = ResultReader(engine, reads, self._stream, self._keys, self.settings)
             return self._reader
+
+    @property
+    def durable(self) -> DurableIntake:
+        with self._reader_lock:
+            if self._durable is None:
+                # Imported here: the plain Redis path never loads the SQL write side.
+                from batchline.durable import DurableIntake
+
+                engine = make_engine(self.settings.database_url)
+                self._durable = DurableIntake(
+                    engine, make_session_factory(engine), self.settings.max_attempts
+                )
+            return self._durable
 
     def close(self) -> None:
         """Release this producer's connections (Redis, and SQL if results were read)."""
         if self._reader is not None:
             self._reader.close()
+        if self._durable is not None:
+            self._durable.close()
         self._redis.close()
 
     def __enter__(self) -> Producer:
@@ -78,21 +105,27 @@ class Producer:
         max_attempts: int | None = None,
     ) -> RequestHandle:
         entry, checked_key = self._entry(Item(params, key, tags, on_result, max_attempts))
-        request_id = self._stream.add(entry, checked_key, self.settings.idempotency_ttl_seconds)
-        return RequestHandle(request_id, self)
+        if self.settings.durable_enqueue:
+            return RequestHandle(self.durable.add([(entry, checked_key)])[entry.request_id], self)
+        with broker_errors("enqueueing"):
+            self._pressure.admit(_size(entry))
+            accepted = self._stream.add(entry, checked_key, self.settings.idempotency_ttl_seconds)
+        return RequestHandle(accepted.request_id, self, accepted.entry_id)
 
     def enqueue_many(
         self, items: Iterable[Mapping[str, Any] | Item], *, chunk: int = 1_000
     ) -> list[RequestHandle]:
-        """Enqueue many requests, bundled and pipelined. All are checked before any is written."""
+        """Enqueue many requests, all or none: every one is checked before any is written,
+        and all are written in one Redis transaction (QueueFull: none was)."""
         options = [item if isinstance(item, Item) else Item(item) for item in items]
         seen_keys: set[str] = set()
         # First pass checks only: holding every encoded body at once would cost
         # more in fresh memory than encoding each twice (see bench/README.md).
         tags: list[dict[str, Any]] = []
+        size = 0
         for index, one in enumerate(options):
             try:
-                encode_params(one.params)
+                size += len(encode_params(one.params))
                 tags.append(_check_options(one))
             except InvalidRequest as exc:
                 raise InvalidRequest(f"item {index}: {exc}") from None
@@ -100,24 +133,28 @@ class Producer:
                 if one.key in seen_keys:
                     raise InvalidRequest(f"item {index}: key {one.key!r} appears twice")
                 seen_keys.add(one.key)
-        handles: list[RequestHandle] = []
-        for start in range(0, len(options), chunk):
-            part = options[start : start + chunk]
-            entries = [
-                self._checked_entry(one, orjson.dumps(dict(one.params)), tags[start + offset])
-                for offset, one in enumerate(part)
-            ]
-            self._stream.add_many(
-                [entry for entry, one in zip(entries, part, strict=True) if one.key is None]
-            )
-            for entry, one in zip(entries, part, strict=True):
-                request_id = entry.request_id
-                if one.key is not None:
-                    request_id = self._stream.add(
-                        entry, one.key, self.settings.idempotency_ttl_seconds
+        ids: list[str] = []  # only ids: the bodies go out part by part
+
+        def parts() -> Iterable[list[tuple[IntakeEntry, str | None]]]:
+            for start in range(0, len(options), chunk):
+                part = [
+                    (
+                        self._checked_entry(one, orjson.dumps(dict(one.params)), tags[start + i]),
+                        one.key,
                     )
-                handles.append(RequestHandle(request_id, self))
-        return handles
+                    for i, one in enumerate(options[start : start + chunk])
+                ]
+                ids.extend(entry.request_id for entry, _key in part)
+                yield part
+
+        if self.settings.durable_enqueue:
+            held = self.durable.add([pair for part in parts() for pair in part])
+            return [RequestHandle(held[i], self) for i in ids]
+        with broker_errors("enqueueing"):
+            # Whole or not at all: a precheck for the lot, then one transaction.
+            self._pressure.admit(size + _META_BYTES * len(options))
+            accepted = self._stream.add_all(parts(), self.settings.idempotency_ttl_seconds)
+        return [RequestHandle(accepted[i].request_id, self, accepted[i].entry_id) for i in ids]
 
     def _entry(self, item: Item) -> tuple[IntakeEntry, str | None]:
         body = encode_params(item.params)
@@ -145,8 +182,20 @@ class Producer:
         return [RequestHandle(i, self) for i in self.reader.ids_by_tag(name, value, limit)]
 
     def handle_for_key(self, key: str) -> RequestHandle | None:
-        request_id = self._stream.lookup_key(key) or self.reader.id_for_key(key)
+        # SQL first: it answers while Redis is down, and holds every key older than intake.
+        request_id = self.reader.id_for_key(key)
+        if request_id is None:
+            with broker_errors("looking up a key"):
+                request_id = self._stream.lookup_key(key)
         return None if request_id is None else RequestHandle(request_id, self)
+
+
+# What a request's meta and stream fields add to its body, about.
+_META_BYTES = 128
+
+
+def _size(entry: IntakeEntry) -> int:
+    return len(entry.params) + _META_BYTES
 
 
 def _check_options(item: Item) -> dict[str, Any]:

@@ -11,11 +11,10 @@ import gc
 import os
 import threading
 
-import redis
-
 from batchline.adapters.anthropic_api import AnthropicBatchApi
 from batchline.adapters.intake import RedisIntakeStream
 from batchline.adapters.notify import RedisNotifier
+from batchline.adapters.redis_health import make_client
 from batchline.database import make_engine, make_session_factory
 from batchline.keys import RedisKeys
 from batchline.services.context import Pipeline
@@ -35,7 +34,7 @@ def settings() -> Settings:
 
 def build_pipeline(config: Settings) -> Pipeline:
     engine = make_engine(config.database_url)
-    client = redis.Redis.from_url(config.redis_url)
+    client = make_client(config)
     keys = RedisKeys(config.stream_key_prefix)
     api = AnthropicBatchApi(
         api_key=config.api_key,

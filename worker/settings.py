@@ -66,6 +66,16 @@ class Settings:
     ingest_deadline_seconds: float = 1200.0
     # At most this many batches download results at once, over all workers (leave intake a slot).
     ingest_concurrency: int = 1
+    # --- Redis limits and losses (backpressure, timeouts, durable enqueue) ---
+    # enqueue raises QueueFull once the intake stream holds this many bytes.
+    max_queue_bytes: int = 100_000_000
+    # ... or once Redis uses this fraction of its maxmemory (room left for Celery).
+    redis_memory_high_water: float = 0.8
+    # Every Redis call gives up after this long (a hung Redis raises TimeoutError).
+    redis_socket_timeout_seconds: float = 10.0
+    redis_connect_timeout_seconds: float = 5.0
+    # enqueue returns only once the request is committed to SQL (no Redis on that path).
+    durable_enqueue: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -104,6 +114,9 @@ class Settings:
             "max_result_line_bytes": self.max_result_line_bytes,
             "ingest_deadline_seconds": self.ingest_deadline_seconds,
             "ingest_concurrency": self.ingest_concurrency,
+            "max_queue_bytes": self.max_queue_bytes,
+            "redis_socket_timeout_seconds": self.redis_socket_timeout_seconds,
+            "redis_connect_timeout_seconds": self.redis_connect_timeout_seconds,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -129,6 +142,11 @@ class Settings:
                 f"BATCHLINE_INGEST_DEADLINE_SECONDS must be <= {MAX_INGEST_DEADLINE_SECONDS} "
                 "(below the Celery task time limit)"
             )
+        if not 0 < self.redis_memory_high_water <= 1:
+            raise SettingsError(
+                "BATCHLINE_REDIS_MEMORY_HIGH_WATER must be in (0, 1], "
+                f"got {self.redis_memory_high_water}"
+            )
         if self.max_batch_requests > 100_000:
             raise SettingsError("BATCHLINE_MAX_BATCH_REQUESTS must be <= 100000 (the API's limit)")
         if self.max_batch_bytes > 256_000_000:
@@ -141,6 +159,10 @@ class Settings:
 
 def _parse(name: str, type_name: str, raw: str) -> object:
     var = f"BATCHLINE_{name.upper()}"
+    if type_name == "bool":
+        if raw.lower() not in ("1", "true", "yes", "0", "false", "no"):
+            raise SettingsError(f"{var} must be true or false, got {raw!r}")
+        return raw.lower() in ("1", "true", "yes")
     if type_name not in ("int", "float"):
         return raw
     try:

@@ -117,7 +117,7 @@ def test_intake__a_request_the_database_refuses_is_dead_lettered_alone(
     with Producer(pipeline.settings) as producer:
         ids = [h.id for h in producer.enqueue_many([PARAMS] * 10)]
     victim = ids[6]
-    plain_row = intake._row
+    plain_row = intake.request_row
 
     def too_long(entry: Any, *args: Any) -> dict[str, Any]:
         row = plain_row(entry, *args)
@@ -125,7 +125,7 @@ def test_intake__a_request_the_database_refuses_is_dead_lettered_alone(
             row["model"] = "m" * 300  # wider than the column
         return row
 
-    monkeypatch.setattr(intake, "_row", too_long)
+    monkeypatch.setattr(intake, "request_row", too_long)
 
     moved = intake.run_intake(pipeline, "t")
 

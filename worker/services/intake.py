@@ -86,7 +86,10 @@ def _read(
 ) -> None:
     """The entry's requests into `found`, or what cannot be read into `buried`."""
     try:
-        found += [(entry, r, _row(r, pipeline, now)) for r in decode_entries(entry)]
+        found += [
+            (entry, r, request_row(r, pipeline.settings.max_attempts, now))
+            for r in decode_entries(entry)
+        ]
         return
     except UNREADABLE as exc:
         parts = split_bundle(entry)
@@ -97,7 +100,10 @@ def _read(
     # A bundle is read again request by request: only the bad ones are buried.
     for part in parts:
         try:
-            found += [(entry, r, _row(r, pipeline, now)) for r in decode_entries(part)]
+            found += [
+                (entry, r, request_row(r, pipeline.settings.max_attempts, now))
+                for r in decode_entries(part)
+            ]
         except UNREADABLE as part_exc:
             log.error("bundled request unreadable, dead-lettered: %s", part_exc)
             buried.append((part, f"unreadable: {part_exc}"))
@@ -135,7 +141,8 @@ def _settle_key_reuse(session: Session, rows: list[dict[str, Any]], now: datetim
         )
 
 
-def _row(entry: IntakeEntry, pipeline: Pipeline, now: datetime) -> dict[str, Any]:
+def request_row(entry: IntakeEntry, default_max_attempts: int, now: datetime) -> dict[str, Any]:
+    """The queued `requests` row of an entry (durable enqueue writes it directly)."""
     meta = entry.meta
     params = entry.params.decode("utf-8")
     model = meta.get("model")
@@ -152,7 +159,7 @@ def _row(entry: IntakeEntry, pipeline: Pipeline, now: datetime) -> dict[str, Any
         "batch_id": None,
         "attempts": 0,
         "charged_attempts": 0,
-        "max_attempts": int(meta.get("max_attempts") or pipeline.settings.max_attempts),
+        "max_attempts": int(meta.get("max_attempts") or default_max_attempts),
         "prefix_hash": _prefix_hash(entry.params),
         "cache_ttl_1h": False,
         "enqueued_at": enqueued,
