@@ -6,7 +6,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -90,20 +89,30 @@ def run(concurrency: int) -> None:
 
 @cli.command()
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait for results.")
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Use the real API with ANTHROPIC_API_KEY (billed; shows the estimate and asks first).",
+)
+@click.option("--yes", is_flag=True, help="With --live: do not ask.")
 @friendly_errors
-def demo(timeout: float) -> None:
-    """Replay the seed cookbook's two examples through the whole service, then exit."""
-    from batchline.demo import run_demo
+def demo(timeout: float, live: bool, yes: bool) -> None:
+    """Replay the seed cookbook's two examples through the whole service, then exit.
+
+    Offline by default: the bundled emulator answers even when ANTHROPIC_API_KEY
+    is set, so the demo never spends money unless you pass --live."""
+    from batchline.demo import confirm_live, run_demo
     from batchline.local import LocalStartError, local_service
 
-    settings = replace(
-        load_settings(),
+    settings = load_settings().replace(
         max_wait_seconds=2.0,
         poll_interval_seconds=1.0,
         intake_interval_seconds=0.5,
     )
+    if live:
+        confirm_live(settings, _say, assume_yes=yes)
     try:
-        with local_service(settings, _say) as service:
+        with local_service(settings, _say, offline=not live) as service:
             ok = run_demo(service.settings, _say, timeout)
     except LocalStartError as exc:
         raise click.ClickException(str(exc)) from None

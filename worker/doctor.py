@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -177,7 +176,7 @@ def check_flower(url: str | None) -> list[Finding]:
 
 
 def run_checks(settings: Settings) -> list[Finding]:
-    flower = os.environ.get("BATCHLINE_FLOWER_URL")
+    flower = settings.flower_url
     return (
         check_redis(settings)
         + check_database(settings)

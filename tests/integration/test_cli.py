@@ -123,9 +123,8 @@ def _only_batch_id(pipeline: Pipeline) -> str:
 
 
 def _max_attempts_one(pipeline: Pipeline) -> object:
-    from dataclasses import replace
 
-    return replace(pipeline.settings, max_attempts=1)
+    return pipeline.settings.replace(max_attempts=1)
 
 
 def test_cli__bad_file_names_line_and_problem_and_enqueues_nothing(

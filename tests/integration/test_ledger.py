@@ -78,10 +78,9 @@ def test_ledger__costs_match_hand_arithmetic_per_tag_and_never_bill_twice(
 
 
 def test_spend_cap__stops_new_batches_and_resumes_when_raised(on_emulator: Emulated) -> None:
-    from dataclasses import replace
 
     pipeline, _, _ = on_emulator
-    pipeline.settings = replace(pipeline.settings, daily_spend_cap_usd=1e-9)
+    pipeline.settings = pipeline.settings.replace(daily_spend_cap_usd=1e-9)
     with Producer(pipeline.settings) as producer:
         producer.enqueue(ask("first"))
         run_once(pipeline)
@@ -97,7 +96,7 @@ def test_spend_cap__stops_new_batches_and_resumes_when_raised(on_emulator: Emula
         tomorrow = ledger.spend_cap_reached(session, 1e-9, now + timedelta(days=1))
     assert tomorrow is None  # a new UTC day starts from zero
 
-    pipeline.settings = replace(pipeline.settings, daily_spend_cap_usd=100.0)
+    pipeline.settings = pipeline.settings.replace(daily_spend_cap_usd=100.0)
     run_once(pipeline)
     poll_and_ingest(pipeline)
     with pipeline.sessions() as session:
