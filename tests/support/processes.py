@@ -58,6 +58,9 @@ class ServiceProcesses:
             [
                 *CELERY,
                 "worker",
+                # Only batchline's own queue, as the README's worker command.
+                "-Q",
+                self.env.get("BATCHLINE_CELERY_QUEUE", "batchline"),
                 f"--loglevel={loglevel}",
                 f"--concurrency={concurrency}",
                 "-n",
