@@ -21,8 +21,8 @@ def friendly_errors(fn: F) -> F:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from sqlalchemy.exc import OperationalError
+        from redis.exceptions import RedisError
+        from sqlalchemy.exc import SQLAlchemyError
 
         from batchline.domain.validation import InvalidRequest
 
@@ -30,12 +30,58 @@ def friendly_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except (SettingsError, InvalidRequest) as exc:
             raise click.ClickException(str(exc)) from None
-        except RedisConnectionError as exc:
-            raise click.ClickException(f"Redis is not reachable: {exc}") from None
-        except OperationalError as exc:
-            raise click.ClickException(f"the database is not reachable: {exc.orig}") from None
+        except RedisError as exc:
+            raise click.ClickException(redis_problem(load_settings(), exc)) from None
+        except SQLAlchemyError as exc:
+            problem = database_problem(load_settings())
+            raise click.ClickException(problem or f"database error: {_first_line(exc)}") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def redis_problem(settings: Settings, exc: Exception) -> str:
+    return (
+        f"Redis at {redact(settings.redis_url)} (BATCHLINE_REDIS_URL) does not answer "
+        f"({_first_line(exc)}): start it or fix BATCHLINE_REDIS_URL"
+    )
+
+
+def database_problem(settings: Settings) -> str | None:
+    """What is wrong with the configured database, as one line saying what to do;
+    None when it answers and is at the migrations' head."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from batchline.database import current_and_head, make_engine
+
+    where = f"the database at {redact(settings.database_url)}"
+    engine = make_engine(settings.database_url)
+    try:
+        current, head = current_and_head(engine)
+    except SQLAlchemyError as exc:
+        return (
+            f"{where} (BATCHLINE_DATABASE_URL) does not answer ({_first_line(exc)}): "
+            "start it or fix BATCHLINE_DATABASE_URL"
+        )
+    finally:
+        engine.dispose()
+    if current is None:
+        return f"{where} has no batchline tables yet: run `batchline db upgrade`"
+    if current != head:
+        return f"{where} is at migration {current}, not {head}: run `batchline db upgrade`"
+    return None
+
+
+def redact(url: str) -> str:
+    """A URL fit to print: its password replaced."""
+    from urllib.parse import urlsplit
+
+    password = urlsplit(url).password
+    return url.replace(f":{password}@", ":***@") if password else url
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def load_settings() -> Settings:
@@ -56,15 +102,87 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.argument("revision", default="head", required=False)
+@click.option("--revision", "revision_option", default=None, hidden=True)
 @friendly_errors
-def db_upgrade(revision: str) -> None:
-    """Apply the migrations to BATCHLINE_DATABASE_URL (SQLite file by default)."""
+def db_upgrade(revision: str, revision_option: str | None) -> None:
+    """Apply the migrations to BATCHLINE_DATABASE_URL (up to REVISION, default head)."""
     from batchline.database import upgrade
 
     settings = load_settings()
-    upgrade(settings.database_url, revision)
-    click.echo(f"database at revision {revision}")
+    upgrade(settings.database_url, revision_option or revision)
+    click.echo(f"database at revision {_current(settings)[0]}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@friendly_errors
+def db_downgrade(revision: str, yes: bool) -> None:
+    """Revert the migrations down to REVISION (an id, -1, or base: drops every table)."""
+    from alembic import command
+
+    from batchline.database import alembic_config
+
+    settings = load_settings()
+    current, _head = _current(settings)
+    if not yes:
+        click.confirm(
+            f"downgrade {redact(settings.database_url)} from {current} to {revision}? "
+            "Tables and columns added since are dropped with their data",
+            abort=True,
+        )
+    command.downgrade(alembic_config(settings.database_url), revision)
+    click.echo(f"database at revision {_current(settings)[0]}")
+
+
+@db.command("current")
+@friendly_errors
+def db_current() -> None:
+    """The database's migration revision, and whether it is the code's head."""
+    settings = load_settings()
+    current, head = _current(settings)
+    if current is None:
+        raise click.ClickException(
+            f"{redact(settings.database_url)} has no batchline tables: run `batchline db upgrade`"
+        )
+    click.echo(f"{current} (head)" if current == head else f"{current} (head is {head})")
+
+
+@db.command("history")
+@friendly_errors
+def db_history() -> None:
+    """Every migration, newest first; the database's own is marked (current)."""
+    from alembic.script import ScriptDirectory
+
+    from batchline.database import alembic_config
+
+    settings = load_settings()
+    scripts = ScriptDirectory.from_config(alembic_config(settings.database_url))
+    try:
+        current = _current(settings)[0]
+    except click.ClickException:
+        current = None
+    for script in scripts.walk_revisions():
+        marks = [
+            m for m, on in (("head", script.is_head), ("current", script.revision == current)) if on
+        ]
+        label = f" ({', '.join(marks)})" if marks else ""
+        click.echo(f"{script.down_revision or '<base>'} -> {script.revision}{label}, {script.doc}")
+
+
+def _current(settings: Settings) -> tuple[str | None, str | None]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from batchline.database import current_and_head, make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        return current_and_head(engine)
+    except SQLAlchemyError:
+        raise click.ClickException(database_problem(settings) or "database error") from None
+    finally:
+        engine.dispose()
 
 
 @cli.command()

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from batchline.adapters import queries, store
 from batchline.adapters.anthropic_api import DEFAULT_BASE_URL
 from batchline.adapters.redis_health import redis_problems
-from batchline.cli import cli, load_settings
+from batchline.cli import cli, friendly_errors, load_settings, redact
 from batchline.database import current_and_head, make_engine, make_session_factory, session_scope
 from batchline.ledger import spend_cap_reached
 from batchline.settings import Settings
@@ -37,11 +37,20 @@ def check_redis(settings: Settings) -> list[Finding]:
         client.ping()
         problems = redis_problems(client)
     except redis.AuthenticationError:
-        return [Finding(False, "Redis refused the credentials", "check BATCHLINE_REDIS_URL")]
+        return [
+            Finding(
+                False,
+                f"Redis at {redact(settings.redis_url)} refused the credentials",
+                "check BATCHLINE_REDIS_URL",
+            )
+        ]
     except redis.RedisError as exc:
         return [
             Finding(
-                False, f"Redis is not reachable ({exc})", "start Redis or set BATCHLINE_REDIS_URL"
+                False,
+                f"Redis at {redact(settings.redis_url)} (BATCHLINE_REDIS_URL) is not reachable "
+                f"({exc})",
+                "start that Redis or fix BATCHLINE_REDIS_URL",
             )
         ]
     finally:
@@ -80,8 +89,9 @@ def check_database(settings: Settings) -> list[Finding]:
         return [
             Finding(
                 False,
-                f"database not reachable ({type(exc).__name__})",
-                "check BATCHLINE_DATABASE_URL",
+                f"database at {redact(settings.database_url)} (BATCHLINE_DATABASE_URL) "
+                f"not reachable ({type(exc).__name__})",
+                "start it or fix BATCHLINE_DATABASE_URL",
             )
         ]
     finally:
@@ -186,6 +196,7 @@ def run_checks(settings: Settings) -> list[Finding]:
 
 
 @cli.command()
+@friendly_errors
 def doctor() -> None:
     """Check Redis, the database, the API key and the clock; exit 1 on problems."""
     findings = run_checks(load_settings())
@@ -199,6 +210,7 @@ def doctor() -> None:
 
 
 @cli.command()
+@friendly_errors
 def resume() -> None:
     """Resume submission after it was paused (billing, authentication, spend limit)."""
     with session_scope(load_settings(), write=True) as session:
