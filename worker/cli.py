@@ -7,13 +7,90 @@ import sys
 import time
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from batchline.settings import Settings, SettingsError
+if TYPE_CHECKING:
+    from batchline.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Commands load on first use: `batchline --help` must not import the SDK,
+# SQLAlchemy or Celery. name: (module, attribute, the help line shown in lists).
+LAZY_COMMANDS = {
+    "batches": ("batchline.cli_ops", "batches", "List, show and cancel batches."),
+    "doctor": (
+        "batchline.doctor",
+        "doctor",
+        "Check Redis, the database, the API key and the clock; exit 1 on problems.",
+    ),
+    "emulator": (
+        "batchline.emulator.cli",
+        "emulator",
+        "Run an emulator of the Message Batches API for offline pipelines and CI.",
+    ),
+    "enqueue": (
+        "batchline.cli_io",
+        "enqueue",
+        "Enqueue every request of a JSONL file (or - for standard input) of {custom_id,…",
+    ),
+    "metrics": (
+        "batchline.metrics",
+        "metrics",
+        "Serve Prometheus metrics on http://HOST:PORT/metrics until Ctrl-C.",
+    ),
+    "purge": (
+        "batchline.cli_ops",
+        "purge",
+        "Retention: delete final requests (and emptied batches) older than N days.",
+    ),
+    "requests": ("batchline.cli_ops", "requests", "Look at single requests."),
+    "results": ("batchline.cli_io", "results", "Get results out."),
+    "resume": (
+        "batchline.doctor",
+        "resume",
+        "Resume submission after it was paused (billing, authentication, spend limit).",
+    ),
+    "retry": (
+        "batchline.cli_ops",
+        "retry",
+        "Queue again the failed and expired requests of a batch (local number or…",
+    ),
+    "status": (
+        "batchline.cli_ops",
+        "status",
+        "Queue depth, requests and batches by state, tokens, in-flight batches.",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands live in other modules, imported only when run."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            module, attribute, _ = LAZY_COMMANDS[cmd_name]
+            command = getattr(import_module(module), attribute)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS:
+                rows.append((name, LAZY_COMMANDS[name][2]))
+            else:
+                command = super().get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(formatter.width)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 def friendly_errors(fn: F) -> F:
@@ -25,6 +102,7 @@ def friendly_errors(fn: F) -> F:
         from sqlalchemy.exc import SQLAlchemyError
 
         from batchline.domain.validation import InvalidRequest
+        from batchline.settings import SettingsError
 
         try:
             return fn(*args, **kwargs)
@@ -85,13 +163,16 @@ def _first_line(exc: BaseException) -> str:
 
 
 def load_settings() -> Settings:
+    from batchline.settings import Settings, SettingsError
+
     try:
         return Settings.from_env()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="batchline", prog_name="batchline")
 def cli() -> None:
     """batchline: run Messages API requests through Message Batches, at half the price."""
 
@@ -251,17 +332,6 @@ def _stop_on_signals() -> None:
 
 def _say(message: str) -> None:
     click.echo(message, err=True)
-
-
-def _register_commands() -> None:
-    # Imported for their @cli.command side effects; each module is one area.
-    from batchline import cli_io, cli_ops, doctor, metrics  # noqa: F401
-    from batchline.emulator.cli import emulator
-
-    cli.add_command(emulator)
-
-
-_register_commands()
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from batchline.adapters import queries, store
 from batchline.adapters.anthropic_api import DEFAULT_BASE_URL
 from batchline.adapters.redis_health import redis_problems
-from batchline.cli import cli, friendly_errors, load_settings, redact
+from batchline.cli import friendly_errors, load_settings, redact
 from batchline.database import current_and_head, make_engine, make_session_factory, session_scope
 from batchline.ledger import spend_cap_reached
 from batchline.settings import Settings
@@ -195,7 +195,7 @@ def run_checks(settings: Settings) -> list[Finding]:
     )
 
 
-@cli.command()
+@click.command()
 @friendly_errors
 def doctor() -> None:
     """Check Redis, the database, the API key and the clock; exit 1 on problems."""
@@ -209,7 +209,7 @@ def doctor() -> None:
         raise SystemExit(1)
 
 
-@cli.command()
+@click.command()
 @friendly_errors
 def resume() -> None:
     """Resume submission after it was paused (billing, authentication, spend limit)."""

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import Float, cast, func, select
 
 from batchline.adapters import queries
-from batchline.cli import cli, database_problem, friendly_errors, load_settings
+from batchline.cli import database_problem, friendly_errors, load_settings
 from batchline.database import READ_ONLY, make_engine, make_session_factory
 from batchline.models import Batch, Result
 from batchline.settings import Settings
@@ -150,7 +150,7 @@ def registry_for(settings: Settings) -> CollectorRegistry:
     return registry
 
 
-@cli.command()
+@click.command()
 @click.option("--port", default=9808, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @friendly_errors

@@ -37,7 +37,9 @@ ARGUMENTS = {
 
 
 def every_command(group: click.Group = cli, prefix: str = "") -> Iterator[str]:
-    for name, command in sorted(group.commands.items()):
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         path = f"{prefix}{name}"
         if isinstance(command, click.Group):
             yield from every_command(command, f"{path} ")

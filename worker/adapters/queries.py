@@ -45,6 +45,26 @@ def request_view(session: Session, request_id: str) -> RequestView | None:
     )
 
 
+def find_request_id(session: Session, given: str) -> str | None:
+    """The request a user means: its id, its idempotency key, or a custom_id it was
+    sent under (the CLI's enqueue uses the line's custom_id as the key)."""
+    if session.get(Request, given) is not None:
+        return given
+    by_key = request_id_for_key(session, given)
+    if by_key is not None:
+        return by_key
+    return session.scalar(select(Result.request_id).where(Result.custom_id == given).limit(1))
+
+
+def find_batch_id(session: Session, given: str) -> int | None:
+    """The local batch a user means: its number, or the API's msgbatch_… id."""
+    if given.isdigit():
+        if len(given) > 18:
+            return None
+        return int(given) if session.get(Batch, int(given)) is not None else None
+    return session.scalar(select(Batch.id).where(Batch.remote_id == given))
+
+
 def request_id_for_key(session: Session, key: str) -> str | None:
     return session.scalar(select(Request.id).where(Request.idempotency_key == key))
 
