@@ -84,3 +84,19 @@ def test_settings__bad_value_is_one_line_naming_the_variable(
 def test_settings__empty_variables_mean_unset() -> None:
     settings = Settings.from_env({"BATCHLINE_PRICES_FILE": "", "ANTHROPIC_BASE_URL": ""})
     assert settings.prices_file is None and settings.base_url is None
+
+
+def test_public_api__typed_keywords_docstrings_and_version() -> None:
+    import inspect
+    from importlib.metadata import version
+
+    import batchline
+
+    assert batchline.__version__ == version("batchline")
+    for name in ("enqueue", "aenqueue", "enqueue_many"):
+        function = getattr(batchline, name)
+        kinds = {p.kind for p in inspect.signature(function).parameters.values()}
+        assert inspect.Parameter.VAR_KEYWORD not in kinds, name
+    for name in batchline.__all__:
+        if name != "__version__" and name != "app":
+            assert inspect.getdoc(getattr(batchline, name)), f"{name} has no docstring"
