@@ -277,8 +277,10 @@ def run(concurrency: int) -> None:
     try:
         with local_service(load_settings(), _say, concurrency=concurrency) as service:
             _say("batchline is running; Ctrl-C stops it")
+            pause = _PauseWatch(service.settings)
             while service.worker.poll() is None:
                 time.sleep(0.5)
+                pause.check()
             raise click.ClickException(f"the worker exited; see {service.log_path}")
     except LocalStartError as exc:
         raise click.ClickException(str(exc)) from None
@@ -317,6 +319,37 @@ def demo(timeout: float, live: bool, yes: bool) -> None:
         raise click.ClickException(str(exc)) from None
     if not ok:
         raise click.ClickException("the demo did not finish; see .batchline/worker.log")
+
+
+class _PauseWatch:
+    """Says in the run terminal when submission pauses (why, how it ends) and
+    when it resumes: once per change, not on every check."""
+
+    EVERY = 5.0
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._shown: str | None = None
+        self._next = 0.0
+
+    def check(self) -> None:
+        if time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + self.EVERY
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from batchline.adapters.store import submission_paused
+        from batchline.database import session_scope
+        from batchline.domain.pauses import describe
+
+        try:
+            with session_scope(self._settings) as session:
+                reason = submission_paused(session)
+        except SQLAlchemyError:
+            return  # the worker's own log says why the database is away
+        if reason != self._shown:
+            _say(describe(reason) if reason else "submission resumed")
+            self._shown = reason
 
 
 def _stop_on_signals() -> None:

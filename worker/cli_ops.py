@@ -20,6 +20,8 @@ from batchline.adapters import maintenance, queries, store
 from batchline.adapters.intake import RedisIntakeStream
 from batchline.cli import friendly_errors, load_settings
 from batchline.database import session_scope
+from batchline.domain.pauses import describe as describe_pause
+from batchline.domain.pauses import how_it_ends, pause_kind
 from batchline.domain.states import BatchState, RequestState
 from batchline.keys import RedisKeys
 from batchline.settings import Settings
@@ -122,7 +124,9 @@ def render_status(settings: Settings) -> Group:
     summary.add_row("duplicate results", str(tokens.duplicates))
     summary.add_row(
         "submission",
-        f"PAUSED: {paused}" if paused else (f"WAITING: {capped}" if capped else "running"),
+        f"PAUSED: {describe_pause(paused)}"
+        if paused
+        else (f"WAITING: {capped}" if capped else "running"),
     )
     for batch in expiring:
         summary.add_row(
@@ -180,12 +184,18 @@ def status_document(settings: Settings) -> dict[str, object]:
             "spend_usd": spent.batch_usd,
             "saving_usd": spent.saving_usd,
             "duplicate_results": tokens.duplicates,
-            "paused": store.submission_paused(session),
+            "paused": _pause_document(store.submission_paused(session)),
             "in_flight": [
                 row_dict(b, "id remote_id state request_count")
                 for b in queries.in_flight_batches(session)
             ],
         }
+
+
+def _pause_document(reason: str | None) -> dict[str, str] | None:
+    if reason is None:
+        return None
+    return {"reason": reason, "kind": pause_kind(reason), "ends": how_it_ends(reason)}
 
 
 @click.command()

@@ -17,6 +17,7 @@ from batchline.adapters.anthropic_api import DEFAULT_BASE_URL
 from batchline.adapters.redis_health import redis_problems
 from batchline.cli import friendly_errors, load_settings, redact
 from batchline.database import current_and_head, make_engine, make_session_factory, session_scope
+from batchline.domain.pauses import how_it_ends
 from batchline.ledger import spend_cap_reached
 from batchline.settings import Settings
 
@@ -98,11 +99,7 @@ def check_database(settings: Settings) -> list[Finding]:
         engine.dispose()
     found = [Finding(True, "database reachable and migrated")]
     if paused:
-        found.append(
-            Finding(
-                False, f"submission is paused: {paused}", "fix the cause, then `batchline resume`"
-            )
-        )
+        found.append(Finding(False, f"submission is paused: {paused}", how_it_ends(paused)))
     for batch in expiring:
         found.append(
             Finding(
