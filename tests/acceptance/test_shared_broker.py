@@ -16,6 +16,7 @@ from batchline.settings import Settings
 from tests.support.callback_app import RECEIVED
 from tests.support.callback_app import app as application
 from tests.support.processes import CELERY, ServiceProcesses, service_env, wait_for
+from tests.support.redis_server import PrivateRedis
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.integration]
 
@@ -24,6 +25,24 @@ PARAMS = {
     "max_tokens": 20,
     "messages": [{"role": "user", "content": "hello"}],
 }
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    # A private Redis: on the shared one, another process's Celery (the bench's
+    # default database, say) could put tasks on the `celery` queue this test watches.
+    server = PrivateRedis(tmp_path / "redis").start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
 
 
 @pytest.fixture
