@@ -61,3 +61,20 @@ def test_run_and_demo__a_configured_redis_that_does_not_answer_is_an_error_namin
     assert "BATCHLINE_REDIS_URL" in last and "redis://127.0.0.1:9/0" in last
     assert "Traceback" not in done.stderr
     assert not (tmp_path / ".batchline" / "redis").exists()  # no private fallback started
+
+
+def test_run__a_configured_database_that_does_not_answer_is_an_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCHLINE_", "ANTHROPIC_"))}
+    env["BATCHLINE_DATABASE_URL"] = "postgresql+psycopg://batchline:pw@127.0.0.1:9/none"
+    batchline = Path(sys.executable).parent / "batchline"
+
+    done = subprocess.run(
+        [str(batchline), "run"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert "BATCHLINE_DATABASE_URL" in last and "127.0.0.1:9/none" in last
+    assert "pw@" not in done.stderr and "Traceback" not in done.stderr
