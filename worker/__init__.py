@@ -54,10 +54,15 @@ _EXPORTS = {
     "enqueue_many": "batchline.producer",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "__version__"])
+__version__: str  # the installed distribution's version, read on first use
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("batchline")
     if name not in _EXPORTS:
         raise AttributeError(f"module 'batchline' has no attribute {name!r}")
     return getattr(import_module(_EXPORTS[name]), name)

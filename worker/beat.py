@@ -1,4 +1,5 @@
-"""A beat scheduler that only sends while it holds a Redis lock.
+"""A beat scheduler that only sends while it holds a Redis lock, and only what
+there is work for.
 
 Exactly one beat should run; a second one started by mistake finds the lock
 held and stays idle, taking over only if the first stops renewing it. (Even
@@ -7,6 +8,14 @@ without the lock a double tick would be harmless: every task is idempotent.)
 The beat holding the lock also watches Redis every few seconds: it counts
 requests Redis lost (batchline.losses), and when Redis is full, so that no
 tick could be sent, it moves the intake stream into SQL itself (batchline.relief).
+
+An idle service sends almost nothing (Flower shows every task): the intake
+tick goes only while the intake stream holds entries or SQL has queued
+requests; the sweep only while a batch is in flight or a callback is due;
+reconcile at most once a minute while no batch is in flight. The checks are
+one XLEN and one SQL query, made here in the scheduler; when they fail the
+tick is sent anyway, since a needless wake-up costs little and a missed one
+delays work.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import logging
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -32,6 +42,10 @@ log = logging.getLogger("batchline.beat")
 LOCK_TTL_MS = 30_000
 IDLE_INTERVAL = 5.0
 WATCH_SECONDS = 5.0
+# While idle, reconcile (which also lifts a refused-key pause) runs this often.
+IDLE_RECONCILE_SECONDS = 60.0
+# One look at Redis and SQL serves the ticks due within this long.
+WORK_CHECK_SECONDS = 0.5
 
 # Take the lock if free, or renew it if ours; one round trip, so two beats
 # can never both believe they hold it. allow-oom: a beat must take the lock
@@ -50,6 +64,12 @@ return 0
 """
 
 
+@dataclass(frozen=True)
+class Work:
+    intake: bool  # entries in the intake stream, or requests queued in SQL
+    in_flight: bool  # a batch not yet final, or a callback still to send
+
+
 class LockedScheduler(Scheduler):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         config = runtime.settings()
@@ -60,10 +80,61 @@ class LockedScheduler(Scheduler):  # type: ignore[misc]
         self._sessions: sessionmaker[Session] | None = None
         self._watched_at = 0.0
         self._lost = 0
+        self._stream_prefix = config.stream_key_prefix
         self._token = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._script = self._redis.register_script(_ACQUIRE_OR_RENEW)
         self._holding: bool | None = None
+        self._database_url = config.database_url
+        self._engine: Any = None
+        self._work: Work | None = None
+        self._work_checked = 0.0
+        self._last_reconcile = 0.0
         super().__init__(*args, **kwargs)
+
+    def apply_entry(self, entry: Any, producer: Any = None) -> None:
+        # The entry was already moved to its next run: skipping loses nothing.
+        if not self._needed(entry.task):
+            log.debug("beat: nothing for %s, not sent", entry.task)
+            return
+        super().apply_entry(entry, producer=producer)
+
+    def _needed(self, task: str) -> bool:
+        if task not in ("batchline.intake", "batchline.sweep", "batchline.reconcile"):
+            return True
+        work = self._current_work()
+        if work is None:
+            return True
+        if task == "batchline.intake":
+            return work.intake
+        if task == "batchline.sweep":
+            return work.in_flight
+        now = time.monotonic()
+        if work.in_flight or now - self._last_reconcile >= IDLE_RECONCILE_SECONDS:
+            self._last_reconcile = now
+            return True
+        return False
+
+    def _current_work(self) -> Work | None:
+        now = time.monotonic()
+        if now - self._work_checked < WORK_CHECK_SECONDS:
+            return self._work
+        self._work_checked = now
+        try:
+            self._work = self._look_for_work()
+        except Exception as exc:  # send everything rather than stall on a failed look
+            log.debug("beat could not check for work (%s): sending the tick", exc)
+            self._work = None
+        return self._work
+
+    def _look_for_work(self) -> Work:
+        from batchline.adapters.queries import pending_work
+        from batchline.database import make_engine
+
+        if self._engine is None:
+            self._engine = make_engine(self._database_url, pool_size=1)
+        queued, in_flight = pending_work(self._engine)
+        stream = int(self._redis.xlen(RedisKeys(self._stream_prefix).intake_stream))
+        return Work(intake=stream > 0 or queued, in_flight=in_flight)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if not self._hold_lock():
@@ -110,6 +181,8 @@ class LockedScheduler(Scheduler):  # type: ignore[misc]
         return held
 
     def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
         if self._holding:
             self._redis.eval(
                 "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end",

@@ -4,6 +4,11 @@ Settings the invariants depend on (DESIGN.md): late acks and prefetch 1, so a
 killed worker's task is redelivered; time limits well below the Redis
 transport's visibility timeout, so a task still running is never handed to a
 second worker; task events on for Flower; no ETA/countdown tasks anywhere.
+
+Every batchline task goes to batchline's own queue (`BATCHLINE_CELERY_QUEUE`,
+default `batchline`): the routes send them there and a worker started from this
+app consumes only that queue, so an application's own Celery on the same broker
+never receives batchline's tasks, nor batchline's workers the application's.
 """
 
 from __future__ import annotations
@@ -43,11 +48,19 @@ def make_app() -> Celery:
         task_send_sent_event=True,
         worker_hijack_root_logger=False,
         timezone="UTC",
+        task_default_queue=config.celery_queue,
+        task_routes=task_routes(config),
         beat_schedule=beat_schedule(config),
         beat_scheduler="batchline.beat:LockedScheduler",
         beat_max_loop_interval=5,
     )
     return app
+
+
+def task_routes(config: Any) -> dict[str, dict[str, str]]:
+    # The glob catches every task named batchline.*; an exact name listed here
+    # (e.g. a queue of its own for one task) wins over it.
+    return {"batchline.*": {"queue": config.celery_queue}}
 
 
 def beat_schedule(config: Any) -> dict[str, dict[str, Any]]:
@@ -64,7 +77,7 @@ def beat_schedule(config: Any) -> dict[str, dict[str, Any]]:
         name: {
             "task": f"batchline.{name}",
             "schedule": every,
-            "options": {"expires": every},
+            "options": {"expires": every, "queue": config.celery_queue},
         }
         for name, every in intervals.items()
     }
@@ -78,7 +91,8 @@ def _structured_logs(loglevel: Any = None, **_: Any) -> None:
     from batchline import logs
 
     level = loglevel if isinstance(loglevel, str) else logging.getLevelName(loglevel or 20)
-    logs.configure(level)
+    config = runtime.settings()
+    logs.configure(level, config.log_format, secret=config.api_key)
 
 
 @worker_process_init.connect

@@ -9,7 +9,9 @@ The whole file is checked before anything is enqueued.
 from __future__ import annotations
 
 import csv
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -18,10 +20,11 @@ import click
 import orjson
 from rich.progress import Progress
 
-from batchline.cli import cli, friendly_errors, load_settings
+from batchline.cli import friendly_errors, load_settings
 from batchline.database import session_scope
 from batchline.domain.custom_ids import CUSTOM_ID_PATTERN
 from batchline.domain.results import renamed_line, result_object
+from batchline.domain.states import RequestState
 from batchline.domain.validation import InvalidRequest, encode_params
 
 CHUNK = 1_000
@@ -84,12 +87,28 @@ def check_file(path: Path) -> int:
     return count
 
 
-@cli.command()
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--dry-run", is_flag=True, help="Check the file and report; enqueue nothing.")
 @friendly_errors
-def enqueue(path: Path, dry_run: bool) -> None:
-    """Enqueue every request of a JSONL file of {custom_id, params} lines."""
+def enqueue(source: str, dry_run: bool) -> None:
+    """Enqueue every request of a JSONL file (or - for standard input) of {custom_id,
+    params} lines.
+
+    Each custom_id is the request's idempotency key: lines already enqueued before
+    are counted as known and not enqueued again."""
+    if source != "-":
+        _enqueue_file(Path(source), dry_run)
+        return
+    # The input is read twice (checked whole, then enqueued): keep a copy.
+    with tempfile.TemporaryDirectory(prefix="batchline-stdin-") as folder:
+        copy = Path(folder) / "stdin.jsonl"
+        with copy.open("wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out)
+        _enqueue_file(copy, dry_run, shown="<stdin>")
+
+
+def _enqueue_file(path: Path, dry_run: bool, shown: str | None = None) -> None:
     from batchline.producer import Item, Producer
 
     total = check_file(path)
@@ -108,22 +127,61 @@ def enqueue(path: Path, dry_run: bool) -> None:
                 f"not in the price table (cost unknown): {', '.join(sorted(guess.unknown_models))}"
             )
         return
-    with Producer(load_settings()) as producer, Progress(transient=True) as progress:
+    settings = load_settings()
+    known = 0
+    with Producer(settings) as producer, Progress(transient=True) as progress:
         task = progress.add_task("enqueueing", total=total)
         batch: list[Item] = []
         for _number, custom_id, params in read_requests(path):
             batch.append(Item(params, key=custom_id, tags={"custom_id": custom_id}))
             if len(batch) >= CHUNK:
-                producer.enqueue_many(batch)
+                known += _enqueue_chunk(producer, batch)
                 progress.advance(task, len(batch))
                 batch = []
         if batch:
-            producer.enqueue_many(batch)
+            known += _enqueue_chunk(producer, batch)
             progress.advance(task, len(batch))
-    click.echo(f"enqueued {total} requests from {path}")
+    where = shown or str(path)
+    message = f"enqueued {total - known} new requests from {where}"
+    if known:
+        message += f"; {known} already known by custom_id (not enqueued again)"
+    click.echo(message)
 
 
-@cli.group()
+def _enqueue_chunk(producer: Any, items: list[Any]) -> int:
+    """Enqueue one chunk; returns how many of its keys were known already."""
+    keys = [item.key for item in items]
+    known = _known_keys(producer, keys)
+    producer.enqueue_many(items)
+    return len(known)
+
+
+def _known_keys(producer: Any, keys: list[str]) -> set[str]:
+    # Known in Redis (enqueued, maybe not yet in SQL) or in SQL (the key may have
+    # outlived its Redis TTL). Counted just before the write: a racing enqueuer
+    # of the same key can only make the count too low, never lose a request.
+    from sqlalchemy import select
+
+    from batchline.keys import RedisKeys
+    from batchline.models import Request
+
+    names = RedisKeys(producer.settings.stream_key_prefix)
+    pipe = producer._redis.pipeline(transaction=False)
+    for key in keys:
+        pipe.exists(names.idempotency(key))
+    found = {key for key, hit in zip(keys, pipe.execute(), strict=True) if hit}
+    rest = [key for key in keys if key not in found]
+    if rest:
+        with session_scope(producer.settings) as session:
+            found.update(
+                session.scalars(
+                    select(Request.idempotency_key).where(Request.idempotency_key.in_(rest))
+                )
+            )
+    return found
+
+
+@click.group()
 def results() -> None:
     """Get results out."""
 
@@ -148,8 +206,15 @@ CSV_COLUMNS = [
 @click.option(
     "--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True
 )
-@click.option("--batch", "batch_id", type=int, default=None, help="Only this batch's results.")
-@click.option("--state", default=None, help="Only requests in this state.")
+@click.option(
+    "--batch", "batch", default=None, help="Only this batch's results (number or msgbatch_…)."
+)
+@click.option(
+    "--state",
+    default=None,
+    type=click.Choice([s.value for s in RequestState]),
+    help="Only requests in this state.",
+)
 @click.option(
     "--output",
     "-o",
@@ -158,13 +223,16 @@ CSV_COLUMNS = [
     help="File to write (default: standard output).",
 )
 @friendly_errors
-def results_export(fmt: str, batch_id: int | None, state: str | None, output: Path | None) -> None:
+def results_export(fmt: str, batch: str | None, state: str | None, output: Path | None) -> None:
     """Stream results as JSONL in the API's own per-line shape, or as CSV."""
-    with session_scope(load_settings()) as session, _open(output) as out:
-        from batchline.adapters.queries import export_rows
+    from batchline.adapters.queries import export_rows
+    from batchline.cli_ops import batch_number
 
-        rows = export_rows(session, batch_id, state)
-        (_write_jsonl if fmt == "jsonl" else _write_csv)(rows, out)
+    with session_scope(load_settings()) as session:
+        batch_id = None if batch is None else batch_number(session, batch)
+        with _open(output) as out:
+            rows = export_rows(session, batch_id, state)
+            (_write_jsonl if fmt == "jsonl" else _write_csv)(rows, out)
 
 
 class _open:

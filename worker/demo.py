@@ -15,6 +15,29 @@ from batchline.settings import Settings
 EXCERPT = 200
 
 
+def confirm_live(settings: Settings, say: Callable[[str], None], *, assume_yes: bool) -> None:
+    """Before spending money: the worst case at batch prices, then ask."""
+    import click
+
+    from batchline.ledger import estimate
+
+    if not settings.api_key:
+        raise click.ClickException(
+            "--live needs ANTHROPIC_API_KEY; without --live the demo is free"
+        )
+    guess = estimate(
+        params
+        for requests in (cookbook.example_1(), cookbook.example_2())
+        for params in requests.values()
+    )
+    say(
+        f"--live sends {guess.requests} requests to the real API: ~{guess.input_tokens:,} "
+        f"input tokens, worst case ${guess.worst_case_usd:.4f} at batch prices"
+    )
+    if not assume_yes and not click.confirm("spend this on your key?", err=True):
+        raise click.ClickException("not started: nothing was sent")
+
+
 def run_demo(settings: Settings, say: Callable[[str], None], timeout: float) -> bool:
     """Enqueue both examples, show progress, print every result by custom_id."""
     examples = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -16,8 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from batchline.adapters import queries, store
 from batchline.adapters.anthropic_api import DEFAULT_BASE_URL
 from batchline.adapters.redis_health import redis_problems
-from batchline.cli import cli, load_settings
+from batchline.cli import friendly_errors, load_settings, redact
 from batchline.database import current_and_head, make_engine, make_session_factory, session_scope
+from batchline.domain.pauses import how_it_ends
 from batchline.ledger import spend_cap_reached
 from batchline.settings import Settings
 
@@ -38,11 +38,20 @@ def check_redis(settings: Settings) -> list[Finding]:
         client.ping()
         problems = redis_problems(client)
     except redis.AuthenticationError:
-        return [Finding(False, "Redis refused the credentials", "check BATCHLINE_REDIS_URL")]
+        return [
+            Finding(
+                False,
+                f"Redis at {redact(settings.redis_url)} refused the credentials",
+                "check BATCHLINE_REDIS_URL",
+            )
+        ]
     except redis.RedisError as exc:
         return [
             Finding(
-                False, f"Redis is not reachable ({exc})", "start Redis or set BATCHLINE_REDIS_URL"
+                False,
+                f"Redis at {redact(settings.redis_url)} (BATCHLINE_REDIS_URL) is not reachable "
+                f"({exc})",
+                "start that Redis or fix BATCHLINE_REDIS_URL",
             )
         ]
     finally:
@@ -99,19 +108,16 @@ def check_database(settings: Settings) -> list[Finding]:
         return [
             Finding(
                 False,
-                f"database not reachable ({type(exc).__name__})",
-                "check BATCHLINE_DATABASE_URL",
+                f"database at {redact(settings.database_url)} (BATCHLINE_DATABASE_URL) "
+                f"not reachable ({type(exc).__name__})",
+                "start it or fix BATCHLINE_DATABASE_URL",
             )
         ]
     finally:
         engine.dispose()
     found = [Finding(True, "database reachable and migrated")]
     if paused:
-        found.append(
-            Finding(
-                False, f"submission is paused: {paused}", "fix the cause, then `batchline resume`"
-            )
-        )
+        found.append(Finding(False, f"submission is paused: {paused}", how_it_ends(paused)))
     for batch in expiring:
         found.append(
             Finding(
@@ -195,7 +201,7 @@ def check_flower(url: str | None) -> list[Finding]:
 
 
 def run_checks(settings: Settings) -> list[Finding]:
-    flower = os.environ.get("BATCHLINE_FLOWER_URL")
+    flower = settings.flower_url
     return (
         check_redis(settings)
         + check_database(settings)
@@ -204,7 +210,8 @@ def run_checks(settings: Settings) -> list[Finding]:
     )
 
 
-@cli.command()
+@click.command()
+@friendly_errors
 def doctor() -> None:
     """Check Redis, the database, the API key and the clock; exit 1 on problems."""
     findings = run_checks(load_settings())
@@ -217,7 +224,8 @@ def doctor() -> None:
         raise SystemExit(1)
 
 
-@cli.command()
+@click.command()
+@friendly_errors
 def resume() -> None:
     """Resume submission after it was paused (billing, authentication, spend limit)."""
     with session_scope(load_settings(), write=True) as session:

@@ -2,10 +2,12 @@
 
 - Database: BATCHLINE_DATABASE_URL, else a SQLite file under .batchline/,
   migrated on start.
-- Redis: BATCHLINE_REDIS_URL when it answers, else a private `redis-server`
-  (from PATH) with its append-only file on, started and stopped here.
-- API: the real one when ANTHROPIC_API_KEY is set, else the emulator.
-- Worker and beat: one `celery worker -B` child process.
+- Redis: BATCHLINE_REDIS_URL when it is set (and it must answer: a silent
+  fallback would run the service on a Redis the application does not enqueue
+  to), else a private `redis-server` (from PATH) with its append-only file on.
+- API: the emulator when `offline` (the demo's default) or no key is set,
+  else the real one.
+- Worker and beat: one `celery worker -B` child process on batchline's queue.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -99,22 +101,39 @@ def private_redis(data_dir: Path, say: Say) -> Iterator[str]:
 
 @contextmanager
 def local_service(
-    settings: Settings, say: Say, *, processing_seconds: float = 2.0, concurrency: int = 2
+    settings: Settings,
+    say: Say,
+    *,
+    processing_seconds: float = 2.0,
+    concurrency: int = 2,
+    offline: bool = False,
 ) -> Iterator[LocalService]:
     """Start everything the service needs; stop all of it on exit."""
     data_dir = DEFAULT_DATA_DIR
     with ExitStack() as stack:
-        if "BATCHLINE_REDIS_URL" not in os.environ or not redis_answers(settings.redis_url):
+        if settings.configured("redis_url"):
+            if not redis_answers(settings.redis_url):
+                raise LocalStartError(
+                    f"Redis at BATCHLINE_REDIS_URL ({_redact(settings.redis_url)}) does not "
+                    "answer: start it, or unset BATCHLINE_REDIS_URL to use a private redis-server"
+                )
+            say(f"Redis: {_redact(settings.redis_url)} (BATCHLINE_REDIS_URL)")
+        else:
             url = stack.enter_context(private_redis(data_dir / "redis", say))
-            settings = replace(settings, redis_url=url)
-        upgrade(settings.database_url)
-        say(f"database ready: {_redact(settings.database_url)}")
-        if settings.api_key is None:
+            settings = settings.replace(redis_url=url)
+            say(f"Redis: {url} (private redis-server; set BATCHLINE_REDIS_URL to use yours)")
+        _migrate(settings, say)
+        if offline or settings.api_key is None:
             from batchline.emulator import EmulatorServer
 
             emulator = stack.enter_context(EmulatorServer(processing_seconds=processing_seconds))
-            settings = replace(settings, api_key="emulator-key", base_url=emulator.base_url)
-            say(f"ANTHROPIC_API_KEY is not set: using the emulator at {emulator.base_url}")
+            settings = settings.replace(api_key="emulator-key", base_url=emulator.base_url)
+            why = "offline demo" if offline else "ANTHROPIC_API_KEY is not set"
+            say(f"API: using the emulator at {emulator.base_url} ({why}; nothing is billed)")
+        else:
+            from batchline.adapters.anthropic_api import DEFAULT_BASE_URL
+
+            say(f"API: {settings.base_url or DEFAULT_BASE_URL} (ANTHROPIC_API_KEY; billed)")
         log_path = data_dir / "worker.log"
         worker = stack.enter_context(_worker_and_beat(settings, log_path, concurrency))
         say(f"worker and beat started (pid {worker.pid}); log: {log_path}")
@@ -137,6 +156,8 @@ def _worker_and_beat(
         "-B",
         "-s",
         str(schedule),
+        "-Q",
+        settings.celery_queue,
         "--loglevel=INFO",
         f"--concurrency={concurrency}",
     ]
@@ -154,17 +175,29 @@ def _worker_and_beat(
         _stop(proc)
 
 
+def _migrate(settings: Settings, say: Say) -> None:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    where = "BATCHLINE_DATABASE_URL" if settings.configured("database_url") else "embedded SQLite"
+    try:
+        upgrade(settings.database_url)
+    except SQLAlchemyError as exc:
+        raise LocalStartError(
+            f"database at {_redact(settings.database_url)} ({where}) does not answer "
+            f"({type(exc).__name__}): start it or fix BATCHLINE_DATABASE_URL"
+        ) from None
+    say(f"database: {_redact(settings.database_url)} ({where}, migrated to head)")
+
+
 def child_env(settings: Settings) -> dict[str, str]:
-    """The worker's environment: every setting in force, the key passed only here."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BATCHLINE_")}
-    for f in fields(settings):
-        if f.name in ("api_key", "base_url"):
-            continue
-        env[f"BATCHLINE_{f.name.upper()}"] = str(getattr(settings, f.name))
-    if settings.api_key is not None:
-        env["ANTHROPIC_API_KEY"] = settings.api_key
-    if settings.base_url is not None:
-        env["ANTHROPIC_BASE_URL"] = settings.base_url
+    """The worker's environment: every setting in force (the whole Settings, as
+    variables), the key passed only here; no stale BATCHLINE_/ANTHROPIC_ variable."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BATCHLINE_") and k not in ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL")
+    }
+    env.update(settings.to_env())
     return env
 
 

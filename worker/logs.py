@@ -8,7 +8,6 @@ ever reach a message (the code never logs it; this is the second lock).
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,15 +47,15 @@ class SecretMask(logging.Filter):
         return True
 
 
-def configure(level: str = "INFO", fmt: str | None = None) -> None:
-    """Root logging for batchline processes: JSON lines unless BATCHLINE_LOG_FORMAT=text."""
-    fmt = fmt or os.environ.get("BATCHLINE_LOG_FORMAT", "json")
+def configure(level: str = "INFO", fmt: str = "json", secret: str | None = None) -> None:
+    """Root logging for batchline processes: JSON lines unless `fmt` is text
+    (BATCHLINE_LOG_FORMAT); `secret` (the API key) is masked in every line."""
     handler = logging.StreamHandler()
     if fmt == "text":
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     else:
         handler.setFormatter(JsonFormatter())
-    handler.addFilter(SecretMask(os.environ.get("ANTHROPIC_API_KEY")))
+    handler.addFilter(SecretMask(secret))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

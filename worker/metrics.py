@@ -8,6 +8,7 @@ durations come from the timestamps each batch carries. Task-level figures
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,10 +18,12 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import Float, cast, func, select
 
 from batchline.adapters import queries
-from batchline.cli import cli, friendly_errors, load_settings
+from batchline.cli import database_problem, friendly_errors, load_settings
 from batchline.database import READ_ONLY, make_engine, make_session_factory
 from batchline.models import Batch, Result
 from batchline.settings import Settings
+
+log = logging.getLogger("batchline.metrics")
 
 STAGES = {
     # name: (start column, end column)
@@ -39,6 +42,19 @@ class BatchlineCollector(Collector):
         return []
 
     def collect(self) -> Iterator[Any]:
+        # A scrape that cannot read the database answers 200 with
+        # batchline_database_ready 0 and the fix in its help text, not HTTP 500.
+        problem = database_problem(self._settings)
+        if problem is not None:
+            log.warning("%s", problem)
+        yield GaugeMetricFamily(
+            "batchline_database_ready",
+            "1: the database answers at the migrations' head"
+            + ("" if problem is None else f"; 0 now: {problem}"),
+            value=0 if problem else 1,
+        )
+        if problem is not None:
+            return
         # An engine per scrape: scrapes are seconds apart, and nothing is left open.
         engine = make_engine(self._settings.database_url)
         try:
@@ -154,7 +170,7 @@ def registry_for(settings: Settings) -> CollectorRegistry:
     return registry
 
 
-@cli.command()
+@click.command()
 @click.option("--port", default=9808, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @friendly_errors
@@ -164,7 +180,11 @@ def metrics(port: int, host: str) -> None:
 
     from prometheus_client import start_http_server
 
-    server, thread = start_http_server(port, addr=host, registry=registry_for(load_settings()))
+    settings = load_settings()
+    problem = database_problem(settings)
+    if problem is not None:
+        click.echo(f"warning: {problem}", err=True)
+    server, thread = start_http_server(port, addr=host, registry=registry_for(settings))
     click.echo(f"metrics on http://{host}:{port}/metrics", err=True)
     try:
         while thread.is_alive():

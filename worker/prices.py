@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +16,9 @@ class PricesError(ValueError):
 
 
 def load_prices(path: Path | None = None) -> PriceTable:
-    chosen = path or Path(os.environ.get("BATCHLINE_PRICES_FILE") or SHIPPED)
+    from batchline.settings import Settings
+
+    chosen = path or Path(Settings.from_env().prices_file or SHIPPED)
     return _load(chosen)
 
 

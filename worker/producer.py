@@ -48,6 +48,11 @@ class Item:
 
 
 class Producer:
+    """Enqueues requests onto batchline's Redis intake stream and hands out handles.
+
+    One per process is enough (`default_producer()`); make your own to use
+    other Settings or a Redis client you manage. Close it (or use `with`)."""
+
     def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
         self.settings = settings
         self._redis = client or make_client(settings)
@@ -220,6 +225,7 @@ _default_lock = threading.Lock()
 
 
 def default_producer() -> Producer:
+    """The process's shared Producer, on Settings.from_env(); made anew after a fork."""
     global _default
     with _default_lock:
         if _default is None:
@@ -233,18 +239,62 @@ def _forget_after_fork() -> None:
     _default_lock = threading.Lock()
 
 
-def enqueue(params: Mapping[str, Any], **options: Any) -> RequestHandle:
-    """Enqueue one Messages API request body; returns its handle at once."""
-    return default_producer().enqueue(params, **options)
+def enqueue(
+    params: Mapping[str, Any],
+    *,
+    key: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    on_result: str | None = None,
+    max_attempts: int | None = None,
+) -> RequestHandle:
+    """Enqueue one Messages API request body; returns its handle at once.
+
+    Args:
+        params: the body of a Messages API request (`model`, `max_tokens`,
+            `messages`, ...), checked at once; `InvalidRequest` names a fault.
+        key: an idempotency key: enqueueing it again returns the same request.
+        tags: small JSON values stored with the request (lookups by tag).
+        on_result: the name of a Celery task of yours, sent the request id once
+            the result is stored (on the queue BATCHLINE_CALLBACK_QUEUE).
+        max_attempts: attempts for retriable errors (default BATCHLINE_MAX_ATTEMPTS).
+
+    Uses the default producer (settings from the environment, read once).
+    """
+    return default_producer().enqueue(
+        params, key=key, tags=tags, on_result=on_result, max_attempts=max_attempts
+    )
 
 
-async def aenqueue(params: Mapping[str, Any], **options: Any) -> RequestHandle:
+async def aenqueue(
+    params: Mapping[str, Any],
+    *,
+    key: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    on_result: str | None = None,
+    max_attempts: int | None = None,
+) -> RequestHandle:
     """`enqueue` for asyncio code: the Redis round trip runs off the event loop."""
-    return await asyncio.to_thread(default_producer().enqueue, params, **options)
+    return await asyncio.to_thread(
+        default_producer().enqueue,
+        params,
+        key=key,
+        tags=tags,
+        on_result=on_result,
+        max_attempts=max_attempts,
+    )
 
 
-def enqueue_many(items: Iterable[Mapping[str, Any] | Item], **options: Any) -> list[RequestHandle]:
-    return default_producer().enqueue_many(items, **options)
+def enqueue_many(
+    items: Iterable[Mapping[str, Any] | Item], *, chunk: int = 1_000
+) -> list[RequestHandle]:
+    """Enqueue many requests, pipelined: every item is checked before any is written.
+
+    Args:
+        items: request bodies, or `Item(params, key=..., tags=..., on_result=...,
+            max_attempts=...)` for per-request options.
+        chunk: requests written per pipeline round trip.
+    """
+    return default_producer().enqueue_many(items, chunk=chunk)
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

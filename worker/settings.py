@@ -1,34 +1,61 @@
 """One typed settings object, read once from the environment and passed down.
 
-Every knob is a `BATCHLINE_*` variable; the API credentials are the SDK's own
-`ANTHROPIC_API_KEY` / `ANTHROPIC_BASE_URL`. The key is kept out of `repr`, so a
-logged or displayed Settings never shows it.
+Every knob is a `BATCHLINE_*` variable (the field's name, upper-cased); the API
+credentials are the SDK's own `ANTHROPIC_API_KEY` / `ANTHROPIC_BASE_URL`. The
+key is kept out of `repr`, so a logged or displayed Settings never shows it.
+
+`Settings(...)` takes only what it is given (defaults for the rest);
+`Settings.from_env()` reads the environment. A bad value raises
+`SettingsError` naming the variable.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 DEFAULT_DATA_DIR = Path(".batchline")
 # Below celery_app.TASK_SOFT_TIME_LIMIT (1,700 s), so a download's own deadline fires first.
 MAX_INGEST_DEADLINE_SECONDS = 1500.0
+ENV_PREFIX = "BATCHLINE_"
+# Fields read from the SDK's own variables rather than BATCHLINE_*.
+SDK_VARIABLES = {"api_key": "ANTHROPIC_API_KEY", "base_url": "ANTHROPIC_BASE_URL"}
 
 
 class SettingsError(ValueError):
     """A setting has a value batchline cannot use; the message names it."""
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        frozen=True,
+        extra="ignore",
+        env_ignore_empty=True,
+        allow_inf_nan=False,
+        populate_by_name=True,
+        validate_default=True,
+    )
+
     database_url: str = f"sqlite:///{DEFAULT_DATA_DIR / 'batchline.sqlite3'}"
     redis_url: str = "redis://127.0.0.1:6379/0"
-    api_key: str | None = field(default=None, repr=False)
-    base_url: str | None = None
+    api_key: str | None = Field(
+        default=None, repr=False, validation_alias=AliasChoices("api_key", "ANTHROPIC_API_KEY")
+    )
+    base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("base_url", "ANTHROPIC_BASE_URL")
+    )
     # Batching: a batch is cut when this many requests wait, or the oldest
     # has waited max_wait_seconds.
     max_batch_requests: int = 10_000
@@ -76,24 +103,46 @@ class Settings:
     redis_connect_timeout_seconds: float = 5.0
     # enqueue returns only once the request is committed to SQL (no Redis on that path).
     durable_enqueue: bool = False
+    # Deployment: the Celery queue every batchline task is routed to and the
+    # worker consumes (`-Q`), so an application's own Celery shares the broker.
+    celery_queue: str = "batchline"
+    # Worker and beat log lines: `json` (ids as fields) or `text`.
+    log_format: str = "json"
+    # A price table (TOML) to use instead of the shipped one; empty: shipped.
+    prices_file: str | None = None
+    # `doctor` checks that Flower at this URL refuses strangers; empty: not checked.
+    flower_url: str | None = None
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsError(_describe(exc)) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what the caller passes: the environment is read in from_env, once.
+        return (init_settings,)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from BATCHLINE_* and ANTHROPIC_* variables (os.environ by default)."""
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            if f.name in ("api_key", "base_url"):
-                continue
-            raw = env.get(f"BATCHLINE_{f.name.upper()}")
-            if raw is not None and raw != "":
-                values[f.name] = _parse(f.name, str(f.type), raw)
-        values["api_key"] = env.get("ANTHROPIC_API_KEY") or None
-        values["base_url"] = env.get("ANTHROPIC_BASE_URL") or None
-        settings = cls(**values)  # type: ignore[arg-type]
-        settings.validate()
-        return settings
+        return cls(**_MappingEnvSource(cls, env)())
 
-    def validate(self) -> None:
+    @model_validator(mode="after")
+    def _checked(self) -> Settings:
+        self.validate()
+        return self
+
+    def validate(self) -> None:  # type: ignore[override]
         _check_url("BATCHLINE_DATABASE_URL", self.database_url, ("sqlite", "postgresql"))
         _check_url("BATCHLINE_REDIS_URL", self.redis_url, ("redis", "rediss", "unix"))
         if self.base_url is not None:
@@ -121,22 +170,50 @@ class Settings:
         for name, value in positive.items():
             if value <= 0:
                 raise SettingsError(f"BATCHLINE_{name.upper()} must be > 0, got {value}")
-        if self.prime_min_group < 0:
+        at_least_zero = {
+            "prime_min_group": self.prime_min_group,
+            "clock_skew_seconds": self.clock_skew_seconds,
+            "daily_spend_cap_usd": self.daily_spend_cap_usd,
+            "max_wait_seconds": self.max_wait_seconds,
+        }
+        for name, value in at_least_zero.items():
+            if value < 0:
+                raise SettingsError(f"BATCHLINE_{name.upper()} must be >= 0, got {value}")
+        self._check_upper_limits()
+        if self.log_format not in ("json", "text"):
             raise SettingsError(
-                f"BATCHLINE_PRIME_MIN_GROUP must be >= 0, got {self.prime_min_group}"
+                f"BATCHLINE_LOG_FORMAT must be json or text, got {self.log_format!r}"
             )
-        if self.clock_skew_seconds < 0:
+        if not self.celery_queue.strip():
+            raise SettingsError("BATCHLINE_CELERY_QUEUE must be a non-empty queue name")
+        if self.celery_queue == self.callback_queue:
             raise SettingsError(
-                f"BATCHLINE_CLOCK_SKEW_SECONDS must be >= 0, got {self.clock_skew_seconds}"
+                "BATCHLINE_CELERY_QUEUE and BATCHLINE_CALLBACK_QUEUE must differ: "
+                "callbacks are your application's tasks"
             )
-        if self.daily_spend_cap_usd < 0:
-            raise SettingsError(
-                f"BATCHLINE_DAILY_SPEND_CAP_USD must be >= 0, got {self.daily_spend_cap_usd}"
-            )
-        if self.max_wait_seconds < 0:
-            raise SettingsError(
-                f"BATCHLINE_MAX_WAIT_SECONDS must be >= 0, got {self.max_wait_seconds}"
-            )
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed, checked like any other Settings.
+
+        Fields not set before stay unset (`model_fields_set`), so callers can
+        still tell a configured value from a default."""
+        kept = {name: getattr(self, name) for name in self.model_fields_set}
+        return type(self)(**{**kept, **changes})
+
+    def to_env(self) -> dict[str, str]:
+        """Every setting as the environment variable that sets it (what from_env reads)."""
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is not None:
+                env[variable_name(name)] = str(value)
+        return env
+
+    def configured(self, field: str) -> bool:
+        """Whether this field was given (environment or caller), not left at its default."""
+        return field in self.model_fields_set
+
+    def _check_upper_limits(self) -> None:
         if self.ingest_deadline_seconds > MAX_INGEST_DEADLINE_SECONDS:
             raise SettingsError(
                 f"BATCHLINE_INGEST_DEADLINE_SECONDS must be <= {MAX_INGEST_DEADLINE_SECONDS} "
@@ -157,22 +234,51 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
-def _parse(name: str, type_name: str, raw: str) -> object:
-    var = f"BATCHLINE_{name.upper()}"
-    if type_name == "bool":
-        if raw.lower() not in ("1", "true", "yes", "0", "false", "no"):
-            raise SettingsError(f"{var} must be true or false, got {raw!r}")
-        return raw.lower() in ("1", "true", "yes")
-    if type_name not in ("int", "float"):
-        return raw
-    try:
-        value: float = int(raw) if type_name == "int" else float(raw)
-    except ValueError:
-        raise SettingsError(f"{var} must be a number, got {raw!r}") from None
-    # nan slips past every `<= 0` check and inf never fires: refuse both.
-    if not math.isfinite(value):
-        raise SettingsError(f"{var} must be a finite number, got {raw!r}")
-    return value
+def variable_name(field: str) -> str:
+    """The environment variable a Settings field is read from."""
+    return SDK_VARIABLES.get(field, f"{ENV_PREFIX}{field.upper()}")
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping, so tests and
+    child processes can be described without touching os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {
+            k.lower(): v
+            for k, v in self._environ.items()
+            if v and (k.startswith(ENV_PREFIX) or k in SDK_VARIABLES.values())
+        }
+
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        # The SDK variables, empty meaning unset (as the SDK reads them).
+        for field, var in SDK_VARIABLES.items():
+            values.pop(field, None)
+            raw = self._environ.get(var)
+            if raw:
+                values[field] = raw
+        return values
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, SettingsError):
+        return str(cause)
+    loc = error["loc"][0] if error["loc"] else ""
+    var = variable_name(str(loc)) if str(loc) in Settings.model_fields else str(loc)
+    kind = {
+        "int_parsing": "a whole number",
+        "int_from_float": "a whole number",
+        "float_parsing": "a number",
+        "finite_number": "a finite number",
+    }.get(error["type"], f"valid ({error['msg']})")
+    return f"{var} must be {kind}, got {_redact(str(error.get('input')))!r:.80}"
 
 
 def _check_url(var: str, url: str, schemes: tuple[str, ...]) -> None:
@@ -184,7 +290,10 @@ def _check_url(var: str, url: str, schemes: tuple[str, ...]) -> None:
 
 
 def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(parts.password, "***")
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            return url.replace(parts.password, "***")
+    except ValueError:
+        pass
     return url

@@ -17,7 +17,8 @@ from sqlalchemy.exc import OperationalError
 from batchline import runtime
 from batchline.adapters.batch_api import ApiUnavailable
 from batchline.celery_app import app
-from batchline.services import assemble, callbacks, ingest, poll, reconcile, submit
+from batchline.domain.pauses import KEY, pause_kind
+from batchline.services import assemble, callbacks, ingest, pauses, poll, reconcile, submit
 from batchline.services import intake as intake_service
 
 log = logging.getLogger("batchline.tasks")
@@ -99,4 +100,10 @@ def ingest_batch_task(batch_id: int) -> int | None:
 @app.task(name="batchline.reconcile")
 @_left_for_next_sweep
 def reconcile_task() -> None:
-    reconcile.reconcile(runtime.pipeline())
+    pipeline = runtime.pipeline()
+    still = pauses.clear_key_pause(pipeline)
+    if still is not None and pause_kind(still) == KEY:
+        # The API refuses this key: listing batches would only log the same
+        # refusal every run. The pause was logged once, when it began.
+        return
+    reconcile.reconcile(pipeline)

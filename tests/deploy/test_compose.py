@@ -187,6 +187,20 @@ def test_flower__requires_basic_auth_and_listens_on_loopback_only(
     assert [p for p in flower["ports"] if not p.startswith("127.0.0.1:")] == []
 
 
+def test_worker__consumes_only_batchline_queue(raw_services: dict[str, dict[str, Any]]) -> None:
+    from batchline.celery_app import app
+
+    command = compose_file.interpolate(raw_services["worker"]["command"], {})
+    queue = command[command.index("-Q") + 1]
+    assert queue == app.conf.task_default_queue == "batchline"
+    assert (
+        compose_file.interpolate(
+            raw_services["worker"]["command"], {"BATCHLINE_CELERY_QUEUE": "bl2"}
+        )[command.index("-Q") + 1]
+        == "bl2"
+    )
+
+
 def test_worker__sends_task_events_for_flower(raw_services: dict[str, dict[str, Any]]) -> None:
     from batchline.celery_app import app
 

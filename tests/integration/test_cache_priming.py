@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from sqlalchemy import select
 
@@ -40,7 +38,7 @@ def test_priming__group_runs_in_one_batch_after_its_primer_and_reads_the_cache(
     on_emulator: Emulated,
 ) -> None:
     pipeline, _, _ = on_emulator
-    pipeline.settings = replace(pipeline.settings, prime_min_group=3)
+    pipeline.settings = pipeline.settings.replace(prime_min_group=3)
     with Producer(pipeline.settings) as producer:
         handles = producer.enqueue_many([ask(f"question {i}") for i in range(5)])
         run_once(pipeline)
@@ -66,7 +64,7 @@ def test_priming__group_runs_in_one_batch_after_its_primer_and_reads_the_cache(
 
 def test_priming__off_when_the_group_is_small(on_emulator: Emulated) -> None:
     pipeline, _, _ = on_emulator
-    pipeline.settings = replace(pipeline.settings, prime_min_group=10)
+    pipeline.settings = pipeline.settings.replace(prime_min_group=10)
     with Producer(pipeline.settings) as producer:
         producer.enqueue_many([ask(f"q{i}") for i in range(3)])
         run_once(pipeline)
@@ -80,7 +78,7 @@ def test_priming__a_slow_primer_holds_its_group_for_an_hour_at_most(on_emulator:
     from batchline.emulator import FaultConfig
 
     pipeline, emulator, clock = on_emulator
-    pipeline.settings = replace(pipeline.settings, prime_min_group=3)
+    pipeline.settings = pipeline.settings.replace(prime_min_group=3)
     emulator.set_faults(FaultConfig(processing_seconds=86_000))  # the primer does not end
     with Producer(pipeline.settings) as producer:
         producer.enqueue_many([ask(f"q{i}") for i in range(4)])

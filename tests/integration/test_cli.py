@@ -71,8 +71,9 @@ def test_cli__enqueue_file_then_every_view_of_the_results(
     assert "4 requests, all valid" in invoke(runner, "enqueue", str(jsonl), "--dry-run")
     assert redis_client.exists(RedisKeys().intake_stream) == 0
 
-    assert "enqueued 4 requests" in invoke(runner, "enqueue", str(jsonl))
-    invoke(runner, "enqueue", str(jsonl))  # the same file again adds nothing
+    assert "enqueued 4 new requests" in invoke(runner, "enqueue", str(jsonl))
+    again = invoke(runner, "enqueue", str(jsonl))  # the same file again adds nothing
+    assert "enqueued 0 new requests" in again and "4 already known" in again
     assert redis_client.xlen(RedisKeys().intake_stream) == 4
     pipeline.settings = _max_attempts_one(pipeline)
     run_once(pipeline)
@@ -113,6 +114,97 @@ def test_cli__enqueue_file_then_every_view_of_the_results(
     assert "queued 1" in invoke(runner, "status")
 
 
+def test_cli__takes_every_id_a_user_has_and_answers_json(
+    runner: CliRunner, on_emulator: Emulated, jsonl: Path
+) -> None:
+    pipeline, _, _ = on_emulator
+    lines = jsonl.read_bytes()
+    lines += orjson.dumps(
+        {"custom_id": "final-1", "params": params("[[emulator:errored:invalid_request_error]]")}
+    )
+    result = runner.invoke(cli, ["enqueue", "-"], input=lines)  # standard input
+    assert result.exit_code == 0, result.output
+    assert "enqueued 5 new requests from <stdin>" in result.output
+    pipeline.settings = _max_attempts_one(pipeline)
+    run_once(pipeline)
+    poll_and_ingest(pipeline)
+
+    batches = orjson.loads(invoke(runner, "batches", "list", "--json"))
+    local, remote = str(batches[0]["id"]), batches[0]["remote_id"]
+    assert remote.startswith("msgbatch_")
+    by_remote = orjson.loads(invoke(runner, "batches", "show", remote, "--json"))
+    assert by_remote == orjson.loads(invoke(runner, "batches", "show", local, "--json"))
+    assert by_remote["requests"] == {"succeeded": 3, "failed": 2}
+
+    shown = orjson.loads(invoke(runner, "requests", "show", "q-1", "--json"))  # custom_id/key
+    assert shown["state"] == "succeeded" and shown["idempotency_key"] == "q-1"
+    by_id = orjson.loads(invoke(runner, "requests", "show", shown["id"], "--json"))
+    assert by_id["id"] == shown["id"] and by_id["attempts_history"][0]["result_type"] == "succeeded"
+    assert orjson.loads(invoke(runner, "status", "--json"))["requests"]["failed"] == 2
+
+    # retry: the api_error (retriable, out of attempts) goes again; the invalid request not.
+    out = invoke(runner, "retry", remote)
+    assert "1 requests queued again" in out and "skipped 1" in out
+    assert "1 requests queued again" in invoke(runner, "retry", remote, "--include-final")
+
+    for args in (
+        ["batches", "show", "999"],
+        ["batches", "show", "msgbatch_nope"],
+        ["requests", "show", "no-such-thing"],
+        ["retry", "999"],
+        ["batches", "cancel", "msgbatch_nope"],
+        ["results", "export", "--batch", "999"],
+    ):
+        assert "no " in invoke(runner, *args, code=1).splitlines()[-1], args
+    for args in (
+        ["results", "export", "--state", "bogus"],
+        ["batches", "list", "--state", "bogus"],
+        ["batches", "list", "--limit", "0"],
+        ["purge", "--older-than", "-1"],
+    ):
+        assert invoke(runner, *args, code=2), args
+
+
+def test_cli__purge_says_what_it_will_delete_before_asking(
+    runner: CliRunner, on_emulator: Emulated
+) -> None:
+    pipeline, _, _ = on_emulator
+    from batchline.producer import Producer
+
+    with Producer(pipeline.settings) as producer:
+        producer.enqueue_many([params("a"), params("b")])
+    run_once(pipeline)
+    poll_and_ingest(pipeline)
+    answer = runner.invoke(cli, ["purge", "--older-than", "0"], input="n\n")
+    assert "delete 2 final requests finished before" in answer.output
+    assert answer.exit_code == 1  # declined: nothing deleted
+    assert "succeeded 2" in invoke(runner, "status")
+
+
+def test_cli__version_and_help_without_heavy_imports() -> None:
+    code = (
+        "import sys\n"
+        "from batchline.cli import cli\n"
+        "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('anthropic', 'sqlalchemy', 'celery', 'redis', 'pydantic')"
+        " if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    from importlib.metadata import version
+
+    assert version("batchline") in CliRunner().invoke(cli, ["--version"]).output
+
+
+def test_cli__lazy_command_list_matches_the_commands() -> None:
+    from batchline.cli import LAZY_COMMANDS
+
+    for name, (_module, _attr, shown) in LAZY_COMMANDS.items():
+        command = cli.get_command(None, name)  # type: ignore[arg-type]
+        assert command is not None and command.name == name
+        assert shown.rstrip("…") in " ".join((command.help or "").split()), name
+
+
 def _only_batch_id(pipeline: Pipeline) -> str:
     from sqlalchemy import select
 
@@ -123,9 +215,8 @@ def _only_batch_id(pipeline: Pipeline) -> str:
 
 
 def _max_attempts_one(pipeline: Pipeline) -> object:
-    from dataclasses import replace
 
-    return replace(pipeline.settings, max_attempts=1)
+    return pipeline.settings.replace(max_attempts=1)
 
 
 def test_cli__bad_file_names_line_and_problem_and_enqueues_nothing(

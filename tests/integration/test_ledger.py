@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -90,7 +89,7 @@ def test_spend_cap__reserves_each_batch_worst_case_before_create(on_emulator: Em
     first, second = ask("first"), ask("second, which would pass the cap")
     worst = ledger.estimate([first]).worst_case_usd
     # Room for the first batch's worst case, not for two.
-    pipeline.settings = replace(pipeline.settings, daily_spend_cap_usd=float(worst * 101 / 100))
+    pipeline.settings = pipeline.settings.replace(daily_spend_cap_usd=float(worst * 101 / 100))
     with Producer(pipeline.settings) as producer:
         producer.enqueue(first)
         run_once(pipeline)
@@ -115,7 +114,7 @@ def test_spend_cap__reserves_each_batch_worst_case_before_create(on_emulator: Em
     run_once(pipeline)
     assert _states(pipeline) == ["ingested", "prepared"]  # still no room for a worst case
 
-    pipeline.settings = replace(pipeline.settings, daily_spend_cap_usd=100.0)
+    pipeline.settings = pipeline.settings.replace(daily_spend_cap_usd=100.0)
     run_once(pipeline)
     poll_and_ingest(pipeline)
     assert _states(pipeline) == ["ingested", "ingested"]
@@ -128,7 +127,7 @@ def test_spend_cap__a_model_with_no_price_is_held_not_free(
     on_emulator: Emulated, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pipeline, _, _ = on_emulator
-    pipeline.settings = replace(pipeline.settings, daily_spend_cap_usd=5.0)
+    pipeline.settings = pipeline.settings.replace(daily_spend_cap_usd=5.0)
     with Producer(pipeline.settings) as producer:
         held = producer.enqueue(ask("no price for this model", model="claude-unlisted-1"))
         producer.enqueue(ask("a priced neighbour"))

@@ -373,9 +373,8 @@ def _die() -> bool:
 
 
 def _with(pipeline: Pipeline, **changes: Any) -> Any:
-    from dataclasses import replace
 
-    return replace(pipeline.settings, **changes)
+    return pipeline.settings.replace(**changes)
 
 
 def test_assemble__concurrent_claimers_never_share_a_request(

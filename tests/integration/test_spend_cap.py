@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -35,7 +34,7 @@ PARAMS = {
 @pytest.fixture
 def two_batches(pipeline: Pipeline) -> Iterator[tuple[Pipeline, list[int], Decimal]]:
     """Two prepared one-request batches, and a cap with room for one worst case."""
-    pipeline.settings = replace(pipeline.settings, max_batch_requests=1)
+    pipeline.settings = pipeline.settings.replace(max_batch_requests=1)
     with Producer(pipeline.settings) as producer:
         producer.enqueue_many([PARAMS, PARAMS])
     run_intake(pipeline, "t")
@@ -43,7 +42,7 @@ def two_batches(pipeline: Pipeline) -> Iterator[tuple[Pipeline, list[int], Decim
     with pipeline.engine.connect() as conn:
         worst = ledger.batch_worst_case(conn, made[0])
     assert isinstance(worst, Decimal) and len(made) == 2
-    pipeline.settings = replace(pipeline.settings, daily_spend_cap_usd=float(worst * 3 / 2))
+    pipeline.settings = pipeline.settings.replace(daily_spend_cap_usd=float(worst * 3 / 2))
     yield pipeline, made, worst
 
 

@@ -41,11 +41,17 @@ class ServiceProcesses:
     env: dict[str, str]
     log_dir: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    cwd: Path | None = None
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         with (self.log_dir / f"{name}.log").open("ab") as log:
             proc = subprocess.Popen(
-                args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                args,
+                env=self.env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.procs[name] = proc
         return proc
@@ -58,6 +64,9 @@ class ServiceProcesses:
             [
                 *CELERY,
                 "worker",
+                # Only batchline's own queue, as the README's worker command.
+                "-Q",
+                self.env.get("BATCHLINE_CELERY_QUEUE", "batchline"),
                 f"--loglevel={loglevel}",
                 f"--concurrency={concurrency}",
                 "-n",

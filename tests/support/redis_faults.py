@@ -12,7 +12,6 @@ Every server is a child of the test and killed after it; only loopback.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import signal
 from collections.abc import Iterator
@@ -95,7 +94,7 @@ def forget(server: LimitedRedis) -> None:
 
 def unlimited_settings(settings: Settings) -> Settings:
     """The same settings without batchline's backpressure: only Redis itself refuses."""
-    return dataclasses.replace(settings, max_queue_bytes=1 << 40, redis_memory_high_water=1.0)
+    return settings.replace(max_queue_bytes=1 << 40, redis_memory_high_water=1.0)
 
 
 def fill_until_refused(settings: Settings, limit: int = 20_000) -> int:

@@ -26,16 +26,58 @@ from batchline.domain.states import (
     TERMINAL_REQUEST_STATES,
     RequestState,
 )
-from batchline.domain.validation import KNOWN_PARAMS, InvalidRequest, encode_params
+from batchline.domain.validation import (
+    InvalidRequest,
+    allowed_params,
+    encode_params,
+    known_params,
+)
 from batchline.settings import Settings
 
 GOOD = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
 
 
-def test_validation__known_params_match_the_installed_sdk() -> None:
-    from anthropic.types.message_create_params import MessageCreateParamsBase
+def test_validation__known_params_are_the_installed_sdks_own() -> None:
+    from anthropic.types.beta.message_create_params import (
+        MessageCreateParamsNonStreaming as BetaParams,
+    )
+    from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
 
-    assert set(MessageCreateParamsBase.__annotations__) == KNOWN_PARAMS
+    def keys(spec: type) -> set[str]:
+        return set(spec.__required_keys__ | spec.__optional_keys__)  # type: ignore[attr-defined]
+
+    assert known_params() == keys(MessageCreateParamsNonStreaming)
+    assert known_params(beta=True) == keys(BetaParams) - {"betas"}
+
+
+def test_validation__a_parameter_a_newer_sdk_adds_is_accepted_without_a_release(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from anthropic.types import message_create_params
+
+    class Newer(message_create_params.MessageCreateParamsNonStreaming, total=False):
+        reasoning_budget: int
+
+    with pytest.raises(InvalidRequest, match="reasoning_budget"):
+        encode_params({**GOOD, "reasoning_budget": 5})
+    monkeypatch.setattr(message_create_params, "MessageCreateParamsNonStreaming", Newer)
+    known_params.cache_clear()
+    allowed_params.cache_clear()
+    try:
+        assert orjson.loads(encode_params({**GOOD, "reasoning_budget": 5}))["reasoning_budget"] == 5
+    finally:
+        monkeypatch.undo()
+        known_params.cache_clear()
+        allowed_params.cache_clear()
+
+
+def test_validation__beta_parameters_need_betas() -> None:
+    beta_only = sorted(known_params(beta=True) - known_params())
+    assert beta_only, "the installed SDK has beta-only parameters"
+    body = {**GOOD, beta_only[0]: None}
+    with pytest.raises(InvalidRequest, match="betas"):
+        encode_params(body)
+    assert beta_only[0] in orjson.loads(encode_params(body, betas=["some-beta-2025-01-01"]))
 
 
 def test_validation__good_params_encode_to_their_json() -> None:

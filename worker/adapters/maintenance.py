@@ -4,21 +4,54 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
+from batchline.domain.retry import RETRIABLE_ERRORS
 from batchline.domain.states import TERMINAL_BATCH_STATES, RequestState
 from batchline.models import Batch, Request, Result
 
 RETRIABLE_BY_HAND = (RequestState.FAILED, RequestState.EXPIRED)
 
 
-def requeue_failed(session: Session, batch_id: int, now: datetime) -> int:
+def _worth_retrying() -> ColumnElement[bool]:
+    # Expired, or an error another attempt may cure; not invalid_request_error & co.
+    return or_(Result.result_type == "expired", Result.error_type.in_(sorted(RETRIABLE_ERRORS)))
+
+
+def count_final_failures(session: Session, batch_id: int) -> int:
+    """Failed requests of this batch whose error will not change by retrying."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Request)
+            .where(
+                Request.state.in_(RETRIABLE_BY_HAND),
+                Request.id.in_(
+                    select(Result.request_id).where(
+                        Result.batch_id == batch_id,
+                        Result.duplicate.is_(False),
+                        ~_worth_retrying(),
+                    )
+                ),
+            )
+        )
+        or 0
+    )
+
+
+def requeue_failed(
+    session: Session, batch_id: int, now: datetime, *, include_final: bool = False
+) -> int:
     """Failed or expired requests whose last result came from this batch, queued again
-    with a fresh retry budget. Guarded: a request that moved meanwhile is left alone."""
+    with a fresh retry budget; those that failed for a final reason only with
+    `include_final`. Guarded: a request that moved meanwhile is left alone."""
     from_batch = select(Result.request_id).where(
         Result.batch_id == batch_id, Result.duplicate.is_(False)
     )
+    if not include_final:
+        from_batch = from_batch.where(_worth_retrying())
     result = session.execute(
         update(Request)
         .where(Request.id.in_(from_batch), Request.state.in_(RETRIABLE_BY_HAND))
@@ -32,6 +65,19 @@ def requeue_failed(session: Session, batch_id: int, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0))
+
+
+def count_purgeable(session: Session, finished_before: datetime) -> int:
+    """How many final requests purge_finished would delete."""
+    final = [s.value for s in RequestState if s not in (RequestState.QUEUED, RequestState.IN_BATCH)]
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Request)
+            .where(Request.state.in_(final), Request.finished_at < finished_before)
+        )
+        or 0
+    )
 
 
 def purge_finished(session: Session, finished_before: datetime) -> tuple[int, int]:

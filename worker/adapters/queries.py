@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import Engine, case, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from batchline.domain.results import result_object
+from batchline.domain.states import TERMINAL_BATCH_STATES, BatchState, RequestState
 from batchline.models import Batch, Request, Result
 
 
@@ -44,6 +45,43 @@ def request_view(session: Session, request_id: str) -> RequestView | None:
         row.created_at,
         row.finished_at,
     )
+
+
+def pending_work(engine: Engine) -> tuple[bool, bool]:
+    """(requests queued, batches or callbacks in flight), for beat to skip idle ticks.
+    Each is an EXISTS on a partial or small index."""
+    active = [s.value for s in BatchState if s not in TERMINAL_BATCH_STATES]
+    queued = select(Request.id).where(Request.state == RequestState.QUEUED).limit(1)
+    flying = select(Batch.id).where(Batch.state.in_(active)).limit(1)
+    callbacks = (
+        select(Request.id)
+        .where(Request.on_result.is_not(None), Request.notified_at.is_(None))
+        .where(Request.finished_at.is_not(None))
+        .limit(1)
+    )
+    with engine.connect() as conn:
+        row = conn.execute(select(exists(queued), exists(flying) | exists(callbacks))).one()
+    return bool(row[0]), bool(row[1])
+
+
+def find_request_id(session: Session, given: str) -> str | None:
+    """The request a user means: its id, its idempotency key, or a custom_id it was
+    sent under (the CLI's enqueue uses the line's custom_id as the key)."""
+    if session.get(Request, given) is not None:
+        return given
+    by_key = request_id_for_key(session, given)
+    if by_key is not None:
+        return by_key
+    return session.scalar(select(Result.request_id).where(Result.custom_id == given).limit(1))
+
+
+def find_batch_id(session: Session, given: str) -> int | None:
+    """The local batch a user means: its number, or the API's msgbatch_… id."""
+    if given.isdigit():
+        if len(given) > 18:
+            return None
+        return int(given) if session.get(Batch, int(given)) is not None else None
+    return session.scalar(select(Batch.id).where(Batch.remote_id == given))
 
 
 def request_id_for_key(session: Session, key: str) -> str | None:

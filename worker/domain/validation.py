@@ -9,39 +9,17 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
 import orjson
 
-# The keys of the SDK's MessageCreateParamsNonStreaming (anthropic 2.13); a unit
-# test compares this set with the installed SDK so a new key is noticed.
-KNOWN_PARAMS = frozenset(
-    {
-        "cache_control",
-        "container",
-        "diagnostics",
-        "inference_geo",
-        "max_tokens",
-        "messages",
-        "metadata",
-        "model",
-        "output_config",
-        "service_tier",
-        "speed",
-        "stop_sequences",
-        "system",
-        "thinking",
-        "tool_choice",
-        "tools",
-        "user_profile_id",
-        "workspace_id",
-    }
-)
-# Sampling parameters the API reference still documents though this SDK's types
+# Sampling parameters the API reference still documents though recent SDK types
 # dropped them; accepted (the emulator does too) when they are numbers.
 SAMPLING_PARAMS = frozenset({"temperature", "top_p", "top_k"})
-ALLOWED_PARAMS = KNOWN_PARAMS | SAMPLING_PARAMS | {"stream"}
+# Sent as a request header (anthropic-beta) for the whole batch, never in a request's params.
+HEADER_ONLY = frozenset({"betas", "extra_headers", "extra_query", "extra_body", "timeout"})
 ROLES = frozenset({"user", "assistant"})
 # A batch holds at most 256 MB; one request must leave room for its envelope.
 MAX_REQUEST_BYTES = 255_000_000
@@ -61,11 +39,38 @@ class InvalidRequest(ValueError):
     """The request cannot be enqueued; the message says why."""
 
 
-def encode_params(params: object, *, max_bytes: int = MAX_REQUEST_BYTES) -> bytes:
-    """Validate a Messages API request body and return its JSON encoding."""
+@cache
+def known_params(beta: bool = False) -> frozenset[str]:
+    """The request parameters the installed SDK knows, read from its own types.
+
+    The non-streaming MessageCreateParams (the beta one when `beta`), so a newer
+    SDK's parameters are accepted without a release of batchline. Imported at
+    first use: the SDK's type modules are large, and `batchline --help` or a
+    models import should not load them.
+    """
+    if beta:
+        from anthropic.types.beta import message_create_params as types
+    else:
+        from anthropic.types import message_create_params as types  # type: ignore[no-redef]
+    spec = types.MessageCreateParamsNonStreaming
+    return frozenset(spec.__required_keys__ | spec.__optional_keys__) - HEADER_ONLY
+
+
+@cache
+def allowed_params(beta: bool = False) -> frozenset[str]:
+    return known_params(beta) | SAMPLING_PARAMS | {"stream"}
+
+
+def encode_params(
+    params: object, *, max_bytes: int = MAX_REQUEST_BYTES, betas: Sequence[str] | None = None
+) -> bytes:
+    """Validate a Messages API request body and return its JSON encoding.
+
+    With `betas` (the anthropic-beta features the batch will be created with),
+    the beta request parameters are accepted too."""
     if not isinstance(params, Mapping):
         raise InvalidRequest(f"params must be a mapping, got {type(params).__name__}")
-    _check_shape(params)
+    _check_shape(params, bool(betas))
     _check_json_values(params, "params")
     try:
         body = orjson.dumps(dict(params))
@@ -145,10 +150,16 @@ def _storable_name(value: object, limit: int) -> bool:
     return isinstance(value, str) and 0 < len(value) <= limit and "\x00" not in value
 
 
-def _check_shape(params: Mapping[Any, Any]) -> None:
-    if not ALLOWED_PARAMS.issuperset(params):
-        unknown = sorted(str(k) for k in params if k not in ALLOWED_PARAMS)
-        raise InvalidRequest(f"unknown parameter(s): {', '.join(unknown)}")
+def _check_shape(params: Mapping[Any, Any], beta: bool) -> None:
+    allowed = allowed_params(beta)
+    if not allowed.issuperset(params):
+        unknown = sorted(str(k) for k in params if k not in allowed)
+        hint = "" if beta else " (beta parameters need betas=[...])"
+        if not beta and allowed_params(True).issuperset(params):
+            raise InvalidRequest(f"unknown parameter(s): {', '.join(unknown)}{hint}")
+        raise InvalidRequest(
+            f"unknown parameter(s) for the installed anthropic SDK: {', '.join(unknown)}"
+        )
     if params.get("stream"):
         raise InvalidRequest("stream must not be true: batch requests are not streamed")
     model = params.get("model")

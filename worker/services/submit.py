@@ -15,6 +15,7 @@ from batchline.adapters.batch_api import (
     RemoteBatch,
 )
 from batchline.database import READ_ONLY
+from batchline.domain.pauses import describe as describe_pause
 from batchline.domain.states import BatchState
 from batchline.services.context import Pipeline
 
@@ -128,7 +129,7 @@ def _refused(pipeline: Pipeline, batch_id: int, exc: CreateRefused) -> str:
         if exc.pause:
             store.pause_submission(session, str(exc), now)
             store.release_batch(session, batch_id, [BatchState.SUBMITTING], str(exc), now)
-            log.error("submission paused: %s", exc, extra={"batch_id": batch_id})
+            log.error("%s", describe_pause(str(exc)), extra={"batch_id": batch_id})
             return "paused"
         store.refuse_batch(session, batch_id, str(exc), now)
     log.error("batch %d refused: %s", batch_id, exc, extra={"batch_id": batch_id})
