@@ -277,6 +277,7 @@ def _describe(exc: ValidationError) -> str:
         "int_from_float": "a whole number",
         "float_parsing": "a number",
         "finite_number": "a finite number",
+        "bool_parsing": "true or false",
     }.get(error["type"], f"valid ({error['msg']})")
     return f"{var} must be {kind}, got {_redact(str(error.get('input')))!r:.80}"
 
