@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from batchline.domain.custom_ids import DEPLOYMENT_PATTERN
+
 DEFAULT_DATA_DIR = Path(".batchline")
 
 
@@ -57,6 +59,11 @@ class Settings:
     results_expiry_margin_hours: float = 72.0
     # At most this much spend (USD at batch prices) per UTC day; 0 means no cap.
     daily_spend_cap_usd: float = 0.0
+
+    # --- create safety (lost creates, shared API keys) ---
+    # This deployment's name in every custom_id (a-z0-9, up to 16); empty: one
+    # made up once and kept in the database, so every worker on it agrees.
+    deployment: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -111,6 +118,10 @@ class Settings:
         if self.max_wait_seconds < 0:
             raise SettingsError(
                 f"BATCHLINE_MAX_WAIT_SECONDS must be >= 0, got {self.max_wait_seconds}"
+            )
+        if self.deployment and not DEPLOYMENT_PATTERN.match(self.deployment):
+            raise SettingsError(
+                f"BATCHLINE_DEPLOYMENT must be 1 to 16 of a-z and 0-9, got {self.deployment!r}"
             )
         if self.max_batch_requests > 100_000:
             raise SettingsError("BATCHLINE_MAX_BATCH_REQUESTS must be <= 100000 (the API's limit)")

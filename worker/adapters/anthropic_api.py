@@ -25,6 +25,7 @@ from batchline.adapters.batch_api import (
     RemoteBatch,
     RemoteBatchGone,
 )
+from batchline.domain.timing import parse_http_date
 
 RESULTS_CHUNK_BYTES = 1 << 20
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -115,6 +116,12 @@ class AnthropicBatchApi:
                 if batch.created_at <= created_after:
                     return
                 yield to_remote(batch)
+
+    def server_time(self) -> datetime | None:
+        # The smallest answer that carries the API's Date header.
+        with _unavailable_on_transient():
+            raw = self._client.messages.batches.with_raw_response.list(limit=1)
+        return parse_http_date(raw.headers.get("date"))
 
     def cancel(self, remote_id: str) -> RemoteBatch:
         with _unavailable_on_transient():

@@ -54,11 +54,15 @@ def ingest_batch(pipeline: Pipeline, batch_id: int) -> IngestReport | None:
         batch = store.get_batch(session, batch_id)
         assert batch is not None and batch.remote_id is not None
         remote_id = batch.remote_id
+        owner = Owner(
+            store.deployment_name(session, pipeline.settings.deployment, now),
+            planned=batch.origin == "planned",
+        )
     report = IngestReport(batch_id)
     try:
         with pipeline.api.results(remote_id) as chunks:
             for lines in _batched(iter_lines(chunks), pipeline.settings.ingest_chunk):
-                _ingest_chunk(pipeline, batch_id, lines, report)
+                _ingest_chunk(pipeline, batch_id, lines, report, owner)
                 with pipeline.sessions.begin() as session:
                     store.extend_ingest_lease(session, batch_id, pipeline.clock() + lease)
     except ApiUnavailable:
@@ -75,7 +79,7 @@ def ingest_batch(pipeline: Pipeline, batch_id: int) -> IngestReport | None:
             exc,
             extra={"batch_id": batch_id, "remote_id": remote_id},
         )
-    _finish(pipeline, batch_id, report)
+    _finish(pipeline, batch_id, report, owner)
     log.info(
         "batch %d (%s) ingested: %d lines, %d new, %d duplicate, %d unreadable, settled %s",
         batch_id,
@@ -94,24 +98,40 @@ def _batched(lines: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
         yield chunk
 
 
+@dataclass(frozen=True)
+class Owner:
+    """Whose results these are: this deployment's name, and whether it planned the
+    batch (a batch the reconciler found must prove with its custom_ids whose it is)."""
+
+    deployment: str
+    planned: bool
+
+
 def _ingest_chunk(
-    pipeline: Pipeline, batch_id: int, lines: list[bytes], report: IngestReport
+    pipeline: Pipeline, batch_id: int, lines: list[bytes], report: IngestReport, owner: Owner
 ) -> None:
     report.lines += len(lines)
-    parsed = _parse(lines, report)
+    parsed = _parse(lines, report, owner)
     now = pipeline.clock()
     with pipeline.sessions.begin() as session:
+        if not owner.planned:
+            parsed = _ours(session, parsed, report)
         prices = load_prices()
         rows = [_result_row(batch_id, p, ref, now, prices) for p, ref in parsed]
         new_ids = store.insert_results(session, batch_id, rows)
         fresh = [(p, ref) for p, ref in parsed if p.custom_id in new_ids]
         report.new_results += len(fresh)
+        if not owner.planned:
+            # The evidence: these results name these requests, so this is their batch.
+            store.claim_from_unknown(session, batch_id, [ref for _, ref in fresh])
         settled = _settle(pipeline, session, batch_id, fresh, report, now)
     # After the commit: waiters are woken only for what is durable.
     pipeline.notifier.settled(settled)
 
 
-def _parse(lines: Iterable[bytes], report: IngestReport) -> list[tuple[ParsedResult, RequestRef]]:
+def _parse(
+    lines: Iterable[bytes], report: IngestReport, owner: Owner
+) -> list[tuple[ParsedResult, RequestRef]]:
     out = []
     for line in lines:
         try:
@@ -120,12 +140,23 @@ def _parse(lines: Iterable[bytes], report: IngestReport) -> list[tuple[ParsedRes
             report.unreadable += 1
             log.error("unreadable result line (%s): %.200r", exc, line)
             continue
-        ref = decode_custom_id(parsed.custom_id)
+        ref = decode_custom_id(parsed.custom_id, owner.deployment, legacy=owner.planned)
         if ref is None:
             report.foreign += 1
             continue
         out.append((parsed, ref))
     return out
+
+
+def _ours(
+    session: Session, parsed: list[tuple[ParsedResult, RequestRef]], report: IngestReport
+) -> list[tuple[ParsedResult, RequestRef]]:
+    """Drop results naming requests this database does not have (counted as foreign):
+    a found batch may carry another's custom_ids in our shape."""
+    known = store.existing_request_ids(session, [ref.request_id for _, ref in parsed])
+    ours = [(p, ref) for p, ref in parsed if ref.request_id in known]
+    report.foreign += len(parsed) - len(ours)
+    return ours
 
 
 def _result_row(
@@ -235,9 +266,11 @@ def _error_text(parsed: ParsedResult) -> str | None:
     return f"{parsed.error_type}: {parsed.error_message}"
 
 
-def _finish(pipeline: Pipeline, batch_id: int, report: IngestReport) -> None:
+def _finish(pipeline: Pipeline, batch_id: int, report: IngestReport, owner: Owner) -> None:
     now = pipeline.clock()
     with pipeline.sessions.begin() as session:
+        if report.foreign and not owner.planned:
+            store.note_foreign(session, batch_id, report.foreign, now)
         left = store.requests_left_in_batch(session, batch_id)
         if left:
             # The stream ended without their lines (unreadable, or never sent):

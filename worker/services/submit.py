@@ -44,9 +44,10 @@ def submit_batch(pipeline: Pipeline, batch_id: int) -> str:
             return "not-ready"
         batch = store.get_batch(session, batch_id)
         tries = batch.submit_tries if batch else 1
+        deployment = store.deployment_name(session, pipeline.settings.deployment, now)
     try:
         with pipeline.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-            remote = pipeline.api.create(store.iter_batch_body(conn, batch_id))
+            remote = pipeline.api.create(store.iter_batch_body(conn, batch_id, deployment))
     except CreateNotAccepted as exc:
         wait = max(exc.retry_after or 0.0, min(MAX_BACKOFF_SECONDS, 2.0**tries))
         with pipeline.sessions.begin() as session:
@@ -84,11 +85,12 @@ def _created(pipeline: Pipeline, batch_id: int, remote: RemoteBatch) -> str:
                 extra={"batch_id": batch_id, "remote_id": remote.id},
             )
             return "submitted"
-        # The reconciler got here first and judged the outcome unknown.
+        # The reconciler got here first and judged the outcome unknown; if it
+        # already tracks this remote batch, that batch's results claim the requests.
+        if store.known_remote_ids(session, [remote.id]):
+            return "tracked"
+        # The answer itself is the evidence: this intent's create made this batch.
         if store.adopt_remote(session, batch_id, remote, now):
-            return "submitted"
-        current = store.get_batch(session, batch_id)
-        if current is not None and current.remote_id == remote.id:
             return "submitted"
         store.insert_stray_batch(session, remote, now)
     log.error(
