@@ -724,6 +724,14 @@ def unknown_intents(session: Session) -> list[UnknownIntent]:
     return [UnknownIntent(*row) for row in rows]
 
 
+def open_intent_sizes(session: Session, horizon: datetime) -> set[int]:
+    """Sizes of the intents whose remote batch may be unaccounted for: a create
+    sends exactly its intent's requests, so a batch of another size is not ours."""
+    return set(
+        session.scalars(select(Batch.request_count).where(_open_submission(horizon)).distinct())
+    )
+
+
 def found_batches_pending(session: Session) -> list[tuple[int, datetime | None]]:
     """(request_count, remote created_at) of found batches whose results are not yet read:
     until they are, any of them may be the batch of an intent whose create was lost."""
@@ -829,15 +837,14 @@ def earliest_open_submission(session: Session, horizon: datetime) -> datetime | 
     API after its caller gave up would show up as a stray batch in that time.
     """
     return session.scalar(
-        select(func.min(Batch.submit_started_at)).where(
-            or_(
-                Batch.state.in_([BatchState.SUBMITTING, BatchState.UNKNOWN]),
-                and_(
-                    Batch.state == BatchState.RELEASED,
-                    Batch.submit_started_at > horizon,
-                ),
-            )
-        )
+        select(func.min(Batch.submit_started_at)).where(_open_submission(horizon))
+    )
+
+
+def _open_submission(horizon: datetime) -> Any:
+    return or_(
+        Batch.state.in_([BatchState.SUBMITTING, BatchState.UNKNOWN]),
+        and_(Batch.state == BatchState.RELEASED, Batch.submit_started_at > horizon),
     )
 
 

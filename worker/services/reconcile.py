@@ -43,6 +43,8 @@ class ReconcileReport:
     marked_unknown: list[int] = field(default_factory=list)
     # Remote batches SQL did not know, now tracked until their results say whose they are.
     tracked: list[str] = field(default_factory=list)
+    # Remote batches of a size no open intent has: another client's, left alone.
+    other_sizes: int = 0
     released: list[int] = field(default_factory=list)
     # How far the API's clock was ahead of this machine's (negative: behind).
     api_offset: timedelta = timedelta()
@@ -65,9 +67,9 @@ class Window:
         return local + self.offset
 
     def ripe(self, remote: RemoteBatch) -> bool:
-        # Older than any create still in flight could be: such a create records its
-        # own batch, so tracking it here first would take it from its intent.
-        return remote.created_at <= self.api_now - self.create_timeout
+        # Older than any create still in flight could be (the same bound that turns
+        # SUBMITTING into UNKNOWN): such a create records its own batch.
+        return remote.created_at <= self.api_now - self.create_timeout - self.margin
 
 
 def reconcile(pipeline: Pipeline) -> ReconcileReport:
@@ -90,17 +92,25 @@ def reconcile(pipeline: Pipeline) -> ReconcileReport:
         return report
     report.api_offset = window.offset
     with pipeline.sessions.begin() as session:
-        _track_unknown_remotes(session, remotes, window, report)
+        sizes = store.open_intent_sizes(session, now - STRAY_HORIZON)
+        _track_unknown_remotes(session, remotes, sizes, window, report)
         _release_settled_intents(session, window, report)
     return report
 
 
 def _track_unknown_remotes(
-    session: Session, remotes: list[RemoteBatch], window: Window, report: ReconcileReport
+    session: Session,
+    remotes: list[RemoteBatch],
+    sizes: set[int],
+    window: Window,
+    report: ReconcileReport,
 ) -> None:
     known = store.known_remote_ids(session, [r.id for r in remotes])
     for remote in remotes:
         if remote.id in known or not window.ripe(remote):
+            continue
+        if remote.request_count not in sizes:
+            report.other_sizes += 1
             continue
         store.insert_stray_batch(session, remote, window.now)
         report.tracked.append(remote.id)

@@ -77,6 +77,13 @@ def _created(pipeline: Pipeline, batch_id: int, remote: RemoteBatch) -> str:
     now = pipeline.clock()
     next_poll = now + timedelta(seconds=pipeline.settings.poll_interval_seconds)
     with pipeline.sessions.begin() as session:
+        if store.known_remote_ids(session, [remote.id]):
+            # An answer so late the reconciler found its batch first: that batch's
+            # results claim the requests, as for any create whose answer was lost.
+            store.record_outcome_unknown(
+                session, batch_id, "answer came after its batch was found", now
+            )
+            return "tracked"
         if store.record_submission(session, batch_id, remote, now, next_poll):
             log.info(
                 "batch %d submitted as %s",
@@ -85,10 +92,7 @@ def _created(pipeline: Pipeline, batch_id: int, remote: RemoteBatch) -> str:
                 extra={"batch_id": batch_id, "remote_id": remote.id},
             )
             return "submitted"
-        # The reconciler got here first and judged the outcome unknown; if it
-        # already tracks this remote batch, that batch's results claim the requests.
-        if store.known_remote_ids(session, [remote.id]):
-            return "tracked"
+        # The reconciler got here first and judged the outcome unknown.
         # The answer itself is the evidence: this intent's create made this batch.
         if store.adopt_remote(session, batch_id, remote, now):
             return "submitted"
