@@ -20,8 +20,9 @@ from batchline.adapters.memory_api import MemoryBatchApi
 from batchline.domain.states import BatchState
 from batchline.models import Batch, Request, Result
 from batchline.producer import Producer
-from batchline.services import reconcile
+from batchline.services import assemble, reconcile, submit
 from batchline.services.context import Pipeline
+from batchline.services.intake import run_intake
 from tests.conftest import Clock
 from tests.integration.test_pipeline import end_and_ingest, states, to_sql_and_submit
 from tests.support.create_faults import (
@@ -202,3 +203,26 @@ def test_deployment__every_custom_id_sent_carries_the_name(
     assert all(c.startswith("blblue_") for c, _ in stored.requests)
     with pipeline.sessions() as session:
         assert session.scalar(select(Batch.state)) == BatchState.SUBMITTED
+
+
+def test_lost_creates__a_batch_found_before_its_answer_takes_its_requests(
+    small_batches: Pipeline, memory_api: MemoryBatchApi, clock: Clock
+) -> None:
+    pipeline = small_batches
+    _enqueue(pipeline, 3)
+    run_intake(pipeline, "c")
+    [intent] = assemble.assemble_batches(pipeline)
+    with pipeline.sessions.begin() as session:
+        assert store.begin_submission(session, intent, clock())
+        deployment = store.deployment_name(session, "", clock())
+    with pipeline.engine.connect() as conn:
+        remote = memory_api.create(store.iter_batch_body(conn, intent, deployment))
+    # The reconciler tracks the batch, and reads it, while the create is still SUBMITTING...
+    with pipeline.sessions.begin() as session:
+        store.insert_stray_batch(session, remote, clock())
+    end_and_ingest(pipeline, memory_api)
+    assert set(_requests(pipeline)) == {("succeeded", 1, 1)}
+
+    # ...and the answer, arriving after, defers to it.
+    assert submit._created(pipeline, intent, remote) == "tracked"
+    assert reconcile.reconcile(pipeline).released == [intent]

@@ -746,7 +746,7 @@ def found_batches_pending(session: Session) -> list[tuple[int, datetime | None]]
 
 def claim_from_unknown(session: Session, batch_id: int, refs: Sequence[RequestRef]) -> int:
     """Move the requests these results name into this (found) batch, from the intent
-    whose create outcome was lost, on that very attempt; returns how many moved.
+    whose create outcome is not known, on that very attempt; returns how many moved.
 
     The custom_ids are the evidence: an attempt belongs to one intent only, so a
     result for it can only have come from that intent's create.
@@ -754,7 +754,9 @@ def claim_from_unknown(session: Session, batch_id: int, refs: Sequence[RequestRe
     by_attempt: dict[int, list[str]] = defaultdict(list)
     for ref in refs:
         by_attempt[ref.attempt].append(ref.request_id)
-    lost = select(Batch.id).where(Batch.state == BatchState.UNKNOWN)
+    # SUBMITTING too: a create whose answer is so late its batch was found first
+    # (a recorded answer would have moved it on, and a late one defers to this batch).
+    lost = select(Batch.id).where(Batch.state.in_([BatchState.UNKNOWN, BatchState.SUBMITTING]))
     moved = 0
     for attempt, request_ids in by_attempt.items():
         for part in chunks(request_ids):
