@@ -226,3 +226,15 @@ def test_lost_creates__a_batch_found_before_its_answer_takes_its_requests(
     # ...and the answer, arriving after, defers to it.
     assert submit._created(pipeline, intent, remote) == "tracked"
     assert reconcile.reconcile(pipeline).released == [intent]
+
+
+def test_deployment__renamed_while_a_planned_batch_runs_still_settles_it(
+    small_batches: Pipeline, memory_api: MemoryBatchApi
+) -> None:
+    pipeline = small_batches
+    pipeline.settings = dataclasses.replace(pipeline.settings, deployment="blue")
+    _enqueue(pipeline, 3)
+    to_sql_and_submit(pipeline)
+    pipeline.settings = dataclasses.replace(pipeline.settings, deployment="green")
+    end_and_ingest(pipeline, memory_api)
+    assert set(_requests(pipeline)) == {("succeeded", 1, 1)}

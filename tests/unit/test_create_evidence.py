@@ -39,6 +39,13 @@ def test_custom_ids__another_deployments_id_is_not_ours(ours: str, theirs: str) 
     assert (decode_custom_id(custom_id, ours) is None) == (ours != theirs)
 
 
+def test_custom_ids__in_a_batch_we_planned_any_name_we_went_by_is_ours() -> None:
+    renamed = encode_custom_id(REQUEST, 3, "before")
+    assert decode_custom_id(renamed, None) == (REQUEST, 3)
+    assert decode_custom_id(renamed, "after") is None
+    assert decode_custom_id("question-1", None) is None
+
+
 def test_custom_ids__unnamed_ids_are_ours_only_in_a_batch_we_planned() -> None:
     legacy = encode_custom_id(REQUEST, 2)
     assert decode_custom_id(legacy, "prod", legacy=True) == (REQUEST, 2)

@@ -65,16 +65,17 @@ def encode_custom_id(request_id: str, attempt: int, deployment: str = "") -> str
 
 
 def decode_custom_id(
-    custom_id: str, deployment: str = "", *, legacy: bool = True
+    custom_id: str, deployment: str | None = "", *, legacy: bool = True
 ) -> RequestRef | None:
     """The request a custom_id names, or None for one this deployment did not make.
 
-    A named custom_id is ours only if it names `deployment`; an unnamed (legacy)
-    one only when `legacy` says the batch is known to be ours (one we planned).
+    A named custom_id is ours only if it names `deployment` (None: any name, for a
+    batch we planned ourselves, whose body we wrote under whatever name we had then);
+    an unnamed (legacy) one only when `legacy` says the batch is known to be ours.
     """
     match = _ENCODED.match(custom_id)
     if match is not None:
-        if match.group(1) != deployment:
+        if deployment is not None and match.group(1) != deployment:
             return None
         return RequestRef(match.group(2), int(match.group(3)))
     old = _LEGACY.match(custom_id) if legacy else None

@@ -140,7 +140,9 @@ def _parse(
             report.unreadable += 1
             log.error("unreadable result line (%s): %.200r", exc, line)
             continue
-        ref = decode_custom_id(parsed.custom_id, owner.deployment, legacy=owner.planned)
+        # A batch we planned carries our body, whatever name we went by when we sent it.
+        named = None if owner.planned else owner.deployment
+        ref = decode_custom_id(parsed.custom_id, named, legacy=owner.planned)
         if ref is None:
             report.foreign += 1
             continue
