@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import click
@@ -18,6 +17,7 @@ from batchline.adapters.redis_health import redis_problems
 from batchline.cli import friendly_errors, load_settings, redact
 from batchline.database import current_and_head, make_engine, make_session_factory, session_scope
 from batchline.domain.pauses import how_it_ends
+from batchline.domain.timing import parse_http_date
 from batchline.ledger import spend_cap_reached
 from batchline.settings import Settings
 
@@ -160,9 +160,10 @@ def check_api(settings: Settings) -> list[Finding]:
 
 
 def _clock_skew(date_header: str | None) -> list[Finding]:
-    if not date_header:
+    api_now = parse_http_date(date_header)
+    if api_now is None:
         return []
-    skew = (datetime.now(UTC) - parsedate_to_datetime(date_header)).total_seconds()
+    skew = (datetime.now(UTC) - api_now).total_seconds()
     if abs(skew) > MAX_CLOCK_SKEW_SECONDS:
         return [
             Finding(

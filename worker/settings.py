@@ -25,6 +25,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from batchline.domain.custom_ids import DEPLOYMENT_PATTERN
+
 DEFAULT_DATA_DIR = Path(".batchline")
 # Below celery_app.TASK_SOFT_TIME_LIMIT (1,700 s), so a download's own deadline fires first.
 MAX_INGEST_DEADLINE_SECONDS = 1500.0
@@ -131,6 +133,11 @@ class Settings(BaseSettings):
         # Only what the caller passes: the environment is read in from_env, once.
         return (init_settings,)
 
+    # --- create safety (lost creates, shared API keys) ---
+    # This deployment's name in every custom_id (a-z0-9, up to 16); empty: one
+    # made up once and kept in the database, so every worker on it agrees.
+    deployment: str = ""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from BATCHLINE_* and ANTHROPIC_* variables (os.environ by default)."""
@@ -223,6 +230,10 @@ class Settings(BaseSettings):
             raise SettingsError(
                 "BATCHLINE_REDIS_MEMORY_HIGH_WATER must be in (0, 1], "
                 f"got {self.redis_memory_high_water}"
+            )
+        if self.deployment and not DEPLOYMENT_PATTERN.match(self.deployment):
+            raise SettingsError(
+                f"BATCHLINE_DEPLOYMENT must be 1 to 16 of a-z and 0-9, got {self.deployment!r}"
             )
         if self.max_batch_requests > 100_000:
             raise SettingsError("BATCHLINE_MAX_BATCH_REQUESTS must be <= 100000 (the API's limit)")

@@ -86,7 +86,8 @@ def test_pipeline__enqueued_requests_come_back_succeeded(
     for handle in handles:
         result = handle.result(timeout=1)
         assert result.type == "succeeded"
-        assert result.message.content[0].text.startswith("reply to bl" + handle.id)  # type: ignore[union-attr]
+        reply = result.message.content[0].text  # type: ignore[union-attr]
+        assert reply.startswith("reply to bl") and f"_{handle.id}-1" in reply
     with pipeline.sessions() as session:
         batch = session.get(Batch, batch_id)
         assert batch is not None and batch.state == BatchState.INGESTED
@@ -124,7 +125,7 @@ def _snapshot(pipeline: Pipeline) -> list[Any]:
     return [list(reqs), list(results)]
 
 
-def test_submit__lost_create_answer_is_adopted_not_paid_twice(
+def test_submit__lost_create_answer_is_claimed_by_its_results_not_paid_twice(
     pipeline: Pipeline,
     producer: Callable[[Pipeline], Producer],
     memory_api: MemoryBatchApi,
@@ -135,15 +136,20 @@ def test_submit__lost_create_answer_is_adopted_not_paid_twice(
     [batch_id] = to_sql_and_submit(pipeline)
     assert _batch_state(pipeline, batch_id) == BatchState.UNKNOWN
 
-    # Not yet ripe: an in-flight create could still claim the remote batch.
-    assert reconcile.reconcile(pipeline).adopted == {}
+    # Not yet ripe: an in-flight create could still record the remote batch.
+    assert reconcile.reconcile(pipeline).tracked == []
     clock.advance(pipeline.settings.create_timeout_seconds + 61)
     report = reconcile.reconcile(pipeline)
 
-    assert list(report.adopted) == [batch_id]
+    assert report.tracked == list(memory_api.batches) and report.released == []
     assert memory_api.create_calls == 1 and len(memory_api.batches) == 1
     end_and_ingest(pipeline, memory_api)
     assert {h.result(timeout=1).type for h in handles} == {"succeeded"}
+    # The intent its results emptied is released, and nothing goes round again.
+    assert reconcile.reconcile(pipeline).released == [batch_id]
+    with pipeline.sessions() as session:
+        assert set(session.scalars(select(Request.charged_attempts))) == {1}
+        assert set(session.scalars(select(Request.attempts))) == {1}
 
 
 def test_submit__crash_after_create_before_record_is_adopted(
@@ -158,13 +164,14 @@ def test_submit__crash_after_create_before_record_is_adopted(
     # The worker commits its intent, the create succeeds remotely, then it dies.
     with pipeline.sessions.begin() as session:
         assert store.begin_submission(session, batch_id, clock())
+        deployment = store.deployment_name(session, "", clock())
     with pipeline.engine.connect() as conn:
-        memory_api.create(store.iter_batch_body(conn, batch_id))
+        memory_api.create(store.iter_batch_body(conn, batch_id, deployment))
 
     clock.advance(pipeline.settings.create_timeout_seconds + 61)
     report = reconcile.reconcile(pipeline)
 
-    assert report.marked_unknown == [batch_id] and list(report.adopted) == [batch_id]
+    assert report.marked_unknown == [batch_id] and report.tracked == list(memory_api.batches)
     end_and_ingest(pipeline, memory_api)
     assert states(pipeline) == {"succeeded": 2}
 
@@ -207,13 +214,15 @@ def test_reconcile__stray_duplicate_batch_is_tracked_and_counted(
     memory_api.lose_next_creates = 1
     [first] = to_sql_and_submit(pipeline)
     # Someone (an SDK retry, an old client) sent the same body again.
+    with pipeline.sessions.begin() as session:
+        deployment = store.deployment_name(session, "", clock())
     with pipeline.engine.connect() as conn, pytest.raises(CreateOutcomeUnknown):
         memory_api.lose_next_creates = 1
-        memory_api.create(store.iter_batch_body(conn, first))
+        memory_api.create(store.iter_batch_body(conn, first, deployment))
     clock.advance(pipeline.settings.create_timeout_seconds + 61)
     report = reconcile.reconcile(pipeline)
 
-    assert list(report.adopted) == [first] and len(report.strays) == 1
+    assert len(report.tracked) == 2
     end_and_ingest(pipeline, memory_api)
     assert {h.result(timeout=1).type for h in handles} == {"succeeded"}
     with pipeline.sessions() as session:

@@ -124,8 +124,9 @@ class PipelineMachine(RuleBasedStateMachine):
         with self.pipeline.sessions.begin() as session:
             if not store.begin_submission(session, batch_id, self.now):
                 return
+            deployment = store.deployment_name(session, "", self.now)
         with self.pipeline.engine.connect() as conn:
-            self.api.create(store.iter_batch_body(conn, batch_id))
+            self.api.create(store.iter_batch_body(conn, batch_id, deployment))
 
     @rule()
     def duplicate_create(self) -> None:
@@ -136,8 +137,10 @@ class PipelineMachine(RuleBasedStateMachine):
             )
         if batch_id is None:
             return
+        with self.pipeline.sessions.begin() as session:
+            deployment = store.deployment_name(session, "", self.now)
         with self.pipeline.engine.connect() as conn:
-            body = list(store.iter_batch_body(conn, batch_id))
+            body = list(store.iter_batch_body(conn, batch_id, deployment))
         self.api.lose_next_creates = 1
         with contextlib.suppress(CreateOutcomeUnknown):
             self.api.create(body)

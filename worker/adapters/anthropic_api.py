@@ -25,6 +25,7 @@ from batchline.adapters.batch_api import (
     RemoteBatch,
     RemoteBatchGone,
 )
+from batchline.domain.timing import parse_http_date
 
 # A results stream silent this long is cut (and retried): well under the
 # ingestion lease, so a stalled download cannot outlive its lease.
@@ -117,6 +118,12 @@ class AnthropicBatchApi:
                 if batch.created_at <= created_after:
                     return
                 yield to_remote(batch)
+
+    def server_time(self) -> datetime | None:
+        # The smallest answer that carries the API's Date header.
+        with _unavailable_on_transient():
+            raw = self._client.messages.batches.with_raw_response.list(limit=1)
+        return parse_http_date(raw.headers.get("date"))
 
     def cancel(self, remote_id: str) -> RemoteBatch:
         with _unavailable_on_transient():

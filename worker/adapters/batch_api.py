@@ -1,4 +1,4 @@
-"""The Message Batches API port: five calls, and what a create's failure means.
+"""The Message Batches API port: six calls, and what a create's failure means.
 
 `AnthropicBatchApi` drives the real SDK; `batchline.adapters.memory_api` has an
 in-memory implementation of the same port for unit tests of the services.
@@ -78,7 +78,11 @@ class BatchApi(Protocol):
     def retrieve(self, remote_id: str) -> RemoteBatch: ...
 
     def list_recent(self, created_after: datetime) -> Iterator[RemoteBatch]:
-        """Remote batches created after the given time, newest first."""
+        """Remote batches created after the given time (the API's clock), newest first."""
+        ...
+
+    def server_time(self) -> datetime | None:
+        """The API's clock now (its `Date` header); None when it sent none readable."""
         ...
 
     def cancel(self, remote_id: str) -> RemoteBatch: ...

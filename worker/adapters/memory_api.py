@@ -112,6 +112,9 @@ class MemoryBatchApi:
                 return
             yield stored.batch
 
+    def server_time(self) -> datetime | None:
+        return self.now()
+
     def cancel(self, remote_id: str) -> RemoteBatch:
         stored = self.batches[remote_id]
         stored.batch = replace(

@@ -8,6 +8,7 @@ ingestion harmless.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,7 +31,12 @@ from sqlalchemy.orm import Session
 
 from batchline.adapters import bulk
 from batchline.adapters.batch_api import RemoteBatch
-from batchline.domain.custom_ids import RequestRef, encode_custom_id
+from batchline.domain.custom_ids import (
+    RequestRef,
+    check_deployment,
+    encode_custom_id,
+    new_deployment_name,
+)
 from batchline.domain.prefix import with_hour_breakpoints
 from batchline.domain.states import BatchState, RequestState
 from batchline.models import Batch, CachePrimer, Control, Request, Result
@@ -39,6 +45,7 @@ ID_CHUNK = 5_000
 PAUSE_CONTROL = "submission_paused"
 # pg_advisory_xact_lock key serialising the count of running downloads.
 INGEST_SLOTS_LOCK = 0x62_6C_69_6E_67  # "bling"
+DEPLOYMENT_CONTROL = "deployment"
 
 
 def _changed(result: Any) -> int:
@@ -234,7 +241,26 @@ def begin_submission(session: Session, batch_id: int, now: datetime) -> bool:
     return _changed(result) == 1
 
 
-def iter_batch_body(conn: Connection, batch_id: int, fetch: int = 1_000) -> Iterator[bytes]:
+def deployment_name(session: Session, configured: str, now: datetime) -> str:
+    """The name in this deployment's custom_ids: the setting, or the one its database keeps."""
+    if configured:
+        return configured
+    stored = session.get(Control, DEPLOYMENT_CONTROL)
+    if stored is None or not stored.value:
+        stmt = _insert(session, Control).values(
+            name=DEPLOYMENT_CONTROL, value=new_deployment_name(), updated_at=now
+        )
+        # Two workers naming it at once: the first insert wins, both read it back.
+        session.execute(stmt.on_conflict_do_nothing(index_elements=[Control.name]))
+        session.expire_all()
+        stored = session.get(Control, DEPLOYMENT_CONTROL)
+    assert stored is not None and stored.value
+    return check_deployment(stored.value)
+
+
+def iter_batch_body(
+    conn: Connection, batch_id: int, deployment: str = "", fetch: int = 1_000
+) -> Iterator[bytes]:
     """The create body for a batch, streamed from SQL a slice at a time."""
     stmt = (
         select(Request.id, Request.attempts, Request.params, Request.cache_ttl_1h)
@@ -247,7 +273,7 @@ def iter_batch_body(conn: Connection, batch_id: int, fetch: int = 1_000) -> Iter
     for rows in conn.execute(stmt).partitions():
         parts = []
         for request_id, attempt, params, ttl_1h in rows:
-            custom_id = encode_custom_id(request_id, attempt)
+            custom_id = encode_custom_id(request_id, attempt, deployment)
             if ttl_1h:
                 params = orjson.dumps(with_hour_breakpoints(orjson.loads(params))).decode()
             parts.append(f'{{"custom_id":"{custom_id}","params":{params}}}')
@@ -705,10 +731,88 @@ def stale_submissions(session: Session, started_before: datetime) -> list[int]:
     )
 
 
-def unknown_batches(session: Session) -> list[Batch]:
-    return list(
-        session.scalars(
-            select(Batch).where(Batch.state == BatchState.UNKNOWN).order_by(Batch.submit_started_at)
+@dataclass(frozen=True)
+class UnknownIntent:
+    batch_id: int
+    request_count: int
+    submit_started_at: datetime | None
+    # Requests still held: those no remote batch's results have claimed yet.
+    held: int
+
+
+def unknown_intents(session: Session) -> list[UnknownIntent]:
+    held = (
+        select(func.count())
+        .where(Request.batch_id == Batch.id, Request.state == RequestState.IN_BATCH)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(Batch.id, Batch.request_count, Batch.submit_started_at, held)
+        .where(Batch.state == BatchState.UNKNOWN)
+        .order_by(Batch.submit_started_at)
+    )
+    return [UnknownIntent(*row) for row in rows]
+
+
+def open_intent_sizes(session: Session, horizon: datetime) -> set[int]:
+    """Sizes of the intents whose remote batch may be unaccounted for: a create
+    sends exactly its intent's requests, so a batch of another size is not ours."""
+    return set(
+        session.scalars(select(Batch.request_count).where(_open_submission(horizon)).distinct())
+    )
+
+
+def found_batches_pending(session: Session) -> list[tuple[int, datetime | None]]:
+    """(request_count, remote created_at) of found batches whose results are not yet read:
+    until they are, any of them may be the batch of an intent whose create was lost."""
+    rows = session.execute(
+        select(Batch.request_count, Batch.remote_created_at).where(
+            Batch.origin == "adopted",
+            Batch.state.in_([BatchState.SUBMITTED, BatchState.ENDED]),
+        )
+    )
+    return [(count, created) for count, created in rows]
+
+
+def claim_from_unknown(session: Session, batch_id: int, refs: Sequence[RequestRef]) -> int:
+    """Move the requests these results name into this (found) batch, from the intent
+    whose create outcome is not known, on that very attempt; returns how many moved.
+
+    The custom_ids are the evidence: an attempt belongs to one intent only, so a
+    result for it can only have come from that intent's create.
+    """
+    by_attempt: dict[int, list[str]] = defaultdict(list)
+    for ref in refs:
+        by_attempt[ref.attempt].append(ref.request_id)
+    # SUBMITTING too: a create whose answer is so late its batch was found first
+    # (a recorded answer would have moved it on, and a late one defers to this batch).
+    lost = select(Batch.id).where(Batch.state.in_([BatchState.UNKNOWN, BatchState.SUBMITTING]))
+    moved = 0
+    for attempt, request_ids in by_attempt.items():
+        for part in chunks(request_ids):
+            # Guarded: only a request still held by an unknown intent on this attempt moves.
+            result = session.execute(
+                update(Request)
+                .where(
+                    _among(session, Request.id, part),
+                    Request.attempts == attempt,
+                    Request.state == RequestState.IN_BATCH,
+                    Request.batch_id.in_(lost),
+                )
+                .values(batch_id=batch_id)
+            )
+            moved += _changed(result)
+    return moved
+
+
+def note_foreign(session: Session, batch_id: int, foreign: int, now: datetime) -> None:
+    """A found batch whose results name requests of another client or deployment."""
+    session.execute(
+        update(Batch)
+        .where(Batch.id == batch_id)
+        .values(
+            error=f"foreign: {foreign} results name no request of this deployment",
+            updated_at=now,
         )
     )
 
@@ -736,7 +840,8 @@ def adopt_remote(session: Session, batch_id: int, remote: RemoteBatch, now: date
 
 
 def insert_stray_batch(session: Session, remote: RemoteBatch, now: datetime) -> int:
-    """A remote batch no intent accounts for (a duplicate create): track and ingest it."""
+    """A remote batch no intent accounts for: tracked (its spend, its results) until
+    its custom_ids say whose it is: a lost create's, a duplicate, or a foreign one."""
     batch = Batch(
         state=BatchState.SUBMITTED,
         origin="adopted",
@@ -749,7 +854,7 @@ def insert_stray_batch(session: Session, remote: RemoteBatch, now: datetime) -> 
         next_poll_at=now,
         submit_tries=0,
         cancel_requested=False,
-        error="adopted: no intent matched this remote batch (duplicate create)",
+        error="found by the reconciler: its results will say whose it is",
         **remote_fields(remote),
     )
     session.add(batch)
@@ -764,15 +869,14 @@ def earliest_open_submission(session: Session, horizon: datetime) -> datetime | 
     API after its caller gave up would show up as a stray batch in that time.
     """
     return session.scalar(
-        select(func.min(Batch.submit_started_at)).where(
-            or_(
-                Batch.state.in_([BatchState.SUBMITTING, BatchState.UNKNOWN]),
-                and_(
-                    Batch.state == BatchState.RELEASED,
-                    Batch.submit_started_at > horizon,
-                ),
-            )
-        )
+        select(func.min(Batch.submit_started_at)).where(_open_submission(horizon))
+    )
+
+
+def _open_submission(horizon: datetime) -> Any:
+    return or_(
+        Batch.state.in_([BatchState.SUBMITTING, BatchState.UNKNOWN]),
+        and_(Batch.state == BatchState.RELEASED, Batch.submit_started_at > horizon),
     )
 
 

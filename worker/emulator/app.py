@@ -117,7 +117,12 @@ class App:
         row = self.service.create(request.body, _surface(request))
         if self.service.faults.take_lost_create():
             self.service.store.mark_response_lost(row.seq)
-            return DropAnswer()
+            status = self.service.faults.config.lost_create_status
+            if status is None:
+                return DropAnswer()
+            error_type = TYPE_BY_STATUS[status]
+            message = f"Emulated {error_type} on create after the batch was made (injected fault)"
+            raise ApiError(error_type, message, status=status)
         return JsonAnswer(200, self.service.render(row, request.base_url))
 
     def _list(self, request: Request, _: str) -> Answer:

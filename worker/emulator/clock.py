@@ -36,6 +36,7 @@ class EmulatedClock:
         self,
         speed: float = 1.0,
         *,
+        offset_seconds: float = 0.0,
         wall: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -44,7 +45,8 @@ class EmulatedClock:
         self._wall = wall
         self._monotonic = monotonic
         self._speed = speed
-        self._base = wall()
+        # A starting offset may be negative: an API whose clock is behind its clients'.
+        self._base = wall() + offset_seconds
         self._anchor = monotonic()
 
     def now(self) -> float:

@@ -37,6 +37,9 @@ class FaultConfig:
       retry_after_seconds: sent as `retry-after-ms` / `retry-after` on 429s.
       lost_create_responses: the next N creates are performed, then the
         connection is closed without an answer.
+      lost_create_status: answer those N creates with this HTTP status (e.g.
+        500) instead of closing the connection: made, but answered as failed.
+      date_header_zone: "GMT", or "-0000" (RFC 5322's "UTC, zone unknown").
     Result stream faults:
       results_cut_after_bytes: close the connection after this many body bytes.
       results_crlf: end result lines with CRLF.
@@ -55,6 +58,8 @@ class FaultConfig:
     scripted_errors: Mapping[str, Sequence[int]] = field(default_factory=dict)
     retry_after_seconds: float = 1.0
     lost_create_responses: int = 0
+    lost_create_status: int | None = None
+    date_header_zone: str = "GMT"
     results_cut_after_bytes: int | None = None
     results_crlf: bool = False
     results_split_chunks: bool = False
@@ -78,6 +83,10 @@ class FaultConfig:
             raise ValueError(f"error_types must be a non-empty subset of {RESULT_ERROR_TYPES}")
         if self.lost_create_responses < 0 or self.results_split_max_bytes < 1:
             raise ValueError("lost_create_responses must be >= 0, results_split_max_bytes >= 1")
+        if self.lost_create_status is not None and self.lost_create_status not in TYPE_BY_STATUS:
+            raise ValueError(f"lost_create_status must be one of {sorted(TYPE_BY_STATUS)}")
+        if self.date_header_zone not in ("GMT", "-0000"):
+            raise ValueError('date_header_zone must be "GMT" or "-0000"')
         if self.results_cut_after_bytes is not None and self.results_cut_after_bytes < 0:
             raise ValueError("results_cut_after_bytes must be >= 0")
 

@@ -13,6 +13,7 @@ import socket
 import tempfile
 import threading
 from collections.abc import Mapping
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -161,6 +162,12 @@ class _Handler(BaseHTTPRequestHandler):
         body = error_body(exc.error_type, exc.message, rid)
         self._send_json(exc.status, body, rid, exc.headers)
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header in emulated time, so a shifted clock shows in it as in created_at.
+        service = self.server.app.service
+        now = service.clock.now() if timestamp is None else timestamp
+        return formatdate(now, usegmt=service.faults.config.date_header_zone == "GMT")
+
     def version_string(self) -> str:
         return self.server_version
 
@@ -241,6 +248,7 @@ class EmulatorServer:
         max_body_bytes: int = MAX_BODY_BYTES,
         clock_speed: float = 1.0,
         max_queued_requests: int | None = None,
+        clock_offset_seconds: float = 0.0,
     ) -> None:
         if processing_seconds < 0:
             raise ValueError("processing_seconds must be >= 0")
@@ -252,7 +260,7 @@ class EmulatorServer:
         self.processing_seconds = processing_seconds
         self._api_key = api_key
         self.faults = FaultState(faults)
-        self.clock = EmulatedClock(clock_speed)
+        self.clock = EmulatedClock(clock_speed, offset_seconds=clock_offset_seconds)
         self._data_dir = data_dir
         self._max_body_bytes = max_body_bytes
         self._temp_dir: Path | None = None

@@ -72,6 +72,7 @@ class IngestReport:
     def add(self, other: IngestReport) -> None:
         self.new_results += other.new_results
         self.duplicates += other.duplicates
+        self.foreign += other.foreign
         for state, n in other.settled.items():
             self.settled[state] += n
 
@@ -83,6 +84,7 @@ def ingest_batch(pipeline: Pipeline, batch_id: int) -> IngestReport | None:
     if taken is None:
         return None
     lease, remote_id = taken
+    owner = _owner(pipeline, batch_id)
     report = IngestReport(batch_id)
     settings = pipeline.settings
     deadline = time.monotonic() + settings.ingest_deadline_seconds
@@ -90,7 +92,7 @@ def ingest_batch(pipeline: Pipeline, batch_id: int) -> IngestReport | None:
         with pipeline.api.results(remote_id) as chunks:
             lines = iter_lines(_watched(chunks, lease, deadline), settings.max_result_line_bytes)
             for part in _batched(lines, settings.ingest_chunk, CHUNK_BYTES):
-                _ingest_chunk(pipeline, batch_id, part, report)
+                _ingest_chunk(pipeline, batch_id, part, report, owner)
                 lease.keep()
     except ApiUnavailable:
         # Give the batch back at once, so the next sweep retries without waiting out the lease.
@@ -118,7 +120,7 @@ def ingest_batch(pipeline: Pipeline, batch_id: int) -> IngestReport | None:
         if isinstance(exc, DeadlinePassed):
             lease.back_off()
         return None
-    _finish(pipeline, batch_id, report)
+    _finish(pipeline, batch_id, report, owner)
     log.info(
         "batch %d (%s) ingested: %d lines, %d new, %d duplicate, %d unreadable, "
         "%d for unknown requests, settled %s",
@@ -159,28 +161,58 @@ def _batched(
         yield chunk
 
 
+@dataclass(frozen=True)
+class Owner:
+    """Whose results these are: this deployment's name, and whether it planned the
+    batch (a batch the reconciler found must prove with its custom_ids whose it is)."""
+
+    deployment: str
+    planned: bool
+
+
+def _owner(pipeline: Pipeline, batch_id: int) -> Owner:
+    with pipeline.sessions.begin() as session:
+        batch = store.get_batch(session, batch_id)
+        assert batch is not None
+        name = store.deployment_name(session, pipeline.settings.deployment, pipeline.clock())
+        return Owner(name, planned=batch.origin == "planned")
+
+
 def _ingest_chunk(
-    pipeline: Pipeline, batch_id: int, lines: list[bytes | Overlong], report: IngestReport
+    pipeline: Pipeline,
+    batch_id: int,
+    lines: list[bytes | Overlong],
+    report: IngestReport,
+    owner: Owner,
 ) -> None:
     report.lines += len(lines)
-    parsed = _parse(lines, report, pipeline.settings.max_result_line_bytes)
+    parsed = _parse(lines, report, pipeline.settings.max_result_line_bytes, owner)
 
     def one_refused(item: Item, exc: Exception) -> None:
-        _store_refused(pipeline, batch_id, item, exc, report)
+        _store_refused(pipeline, batch_id, item, exc, report, owner)
 
-    store_isolating(parsed, lambda part: _store(pipeline, batch_id, part, report), one_refused)
+    store_isolating(
+        parsed, lambda part: _store(pipeline, batch_id, part, report, owner), one_refused
+    )
 
 
-def _store(pipeline: Pipeline, batch_id: int, parsed: Sequence[Item], report: IngestReport) -> None:
+def _store(
+    pipeline: Pipeline, batch_id: int, parsed: Sequence[Item], report: IngestReport, owner: Owner
+) -> None:
     """Store and settle one part in one transaction; counted only once committed."""
     now = pipeline.clock()
     tally = IngestReport(batch_id)
     with pipeline.sessions.begin() as session:
+        if not owner.planned:
+            parsed = _ours(session, parsed, tally)
         prices = load_prices()
         rows = [_result_row(batch_id, p, ref, now, prices) for p, ref in parsed]
         new_ids = store.insert_results(session, batch_id, rows)
         fresh = [(p, ref) for p, ref in parsed if p.custom_id in new_ids]
         tally.new_results += len(fresh)
+        if not owner.planned:
+            # The evidence: these results name these requests, so this is their batch.
+            store.claim_from_unknown(session, batch_id, [ref for _, ref in fresh])
         settled = _settle(pipeline, session, batch_id, fresh, tally, now)
     report.add(tally)
     # After the commit: waiters are woken only for what is durable.
@@ -188,7 +220,12 @@ def _store(pipeline: Pipeline, batch_id: int, parsed: Sequence[Item], report: In
 
 
 def _store_refused(
-    pipeline: Pipeline, batch_id: int, item: Item, exc: Exception, report: IngestReport
+    pipeline: Pipeline,
+    batch_id: int,
+    item: Item,
+    exc: Exception,
+    report: IngestReport,
+    owner: Owner,
 ) -> None:
     """The one result the database refused: kept without its request when that
     request is unknown, else recorded as its request's failure with the reason."""
@@ -204,7 +241,7 @@ def _store_refused(
     )
     try:
         if known:
-            _store(pipeline, batch_id, [(refused(parsed, one_line(exc)), ref)], report)
+            _store(pipeline, batch_id, [(refused(parsed, one_line(exc)), ref)], report, owner)
             return
         # Paid for, so kept and counted, but it settles nothing.
         with pipeline.sessions.begin() as session:
@@ -217,7 +254,9 @@ def _store_refused(
         log.error("batch %d: result %s not stored: %s", batch_id, parsed.custom_id, again)
 
 
-def _parse(lines: Iterable[bytes | Overlong], report: IngestReport, limit: int) -> list[Item]:
+def _parse(
+    lines: Iterable[bytes | Overlong], report: IngestReport, limit: int, owner: Owner
+) -> list[Item]:
     out = []
     for line in lines:
         try:
@@ -229,12 +268,23 @@ def _parse(lines: Iterable[bytes | Overlong], report: IngestReport, limit: int) 
             shown = line if isinstance(line, bytes) else line.head
             log.error("unreadable result line (%s): %.200r", exc, shown)
             continue
-        ref = decode_custom_id(parsed.custom_id)
+        # A batch we planned carries our body, whatever name we went by when we sent it.
+        named = None if owner.planned else owner.deployment
+        ref = decode_custom_id(parsed.custom_id, named, legacy=owner.planned)
         if ref is None:
             report.foreign += 1
             continue
         out.append((parsed, ref))
     return out
+
+
+def _ours(session: Session, parsed: Sequence[Item], report: IngestReport) -> list[Item]:
+    """Drop results naming requests this database does not have (counted as foreign):
+    a found batch may carry another's custom_ids in our shape."""
+    known = store.existing_request_ids(session, [ref.request_id for _, ref in parsed])
+    ours = [(p, ref) for p, ref in parsed if ref.request_id in known]
+    report.foreign += len(parsed) - len(ours)
+    return ours
 
 
 def _result_row(
@@ -344,9 +394,11 @@ def _error_text(parsed: ParsedResult) -> str | None:
     return f"{parsed.error_type}: {parsed.error_message}"
 
 
-def _finish(pipeline: Pipeline, batch_id: int, report: IngestReport) -> None:
+def _finish(pipeline: Pipeline, batch_id: int, report: IngestReport, owner: Owner) -> None:
     now = pipeline.clock()
     with pipeline.sessions.begin() as session:
+        if report.foreign and not owner.planned:
+            store.note_foreign(session, batch_id, report.foreign, now)
         left = store.requests_left_in_batch(session, batch_id)
         if left:
             # The stream ended without their lines (unreadable, or never sent):

@@ -1,14 +1,22 @@
-"""Reconciliation: settle creates whose outcome was lost.
+"""Reconciliation: settle creates whose outcome was lost, on evidence.
 
 `POST /v1/messages/batches` has no idempotency key. When its answer is lost
-(or the worker died after sending it) the batch may exist remotely or not.
-The reconciler lists recent remote batches and adopts the one an intent made,
-releases the intent's requests when none exists, and tracks any remote batch
-no intent accounts for, so its spend is counted and its results ingested.
+(or the worker died after sending it) the batch may exist remotely or not, and
+a count and a time cannot tell whose a batch is: several intents of one size
+may be lost at once, and another client of the same API key (a script, a
+second deployment) may make batches of that size in the same minute.
 
-A remote batch is only judged once it is older than the create timeout: by
-then any create still in flight that made it has either been recorded or has
-failed into UNKNOWN, so an intent is never robbed of its own batch.
+So the reconciler adopts nothing on inference. It tracks every remote batch
+in the window that SQL does not know (its spend counts, it is polled and its
+results read), and the custom_ids in those results decide: ingestion moves
+the requests they name out of the unknown intent that holds them on that very
+attempt (`claim_from_unknown`), and results naming nobody of ours are counted
+as foreign. An unknown intent is released, its requests going round again
+uncharged, once nothing it sent can still turn up: every found batch that
+might be its own has been read, and its create is long past.
+
+Windows are in the API's clock: remote batches carry the API's `created_at`,
+and the API's `Date` header says how far this machine's clock is from it.
 """
 
 from __future__ import annotations
@@ -17,9 +25,12 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm import Session
+
 from batchline.adapters import store
 from batchline.adapters.batch_api import ApiUnavailable, RemoteBatch
 from batchline.domain.states import BatchState
+from batchline.domain.timing import api_offset
 from batchline.services.context import Pipeline
 
 log = logging.getLogger("batchline.reconcile")
@@ -30,76 +41,125 @@ STRAY_HORIZON = timedelta(hours=24)
 @dataclass
 class ReconcileReport:
     marked_unknown: list[int] = field(default_factory=list)
-    adopted: dict[int, str] = field(default_factory=dict)
+    # Remote batches SQL did not know, now tracked until their results say whose they are.
+    tracked: list[str] = field(default_factory=list)
+    # Remote batches of a size no open intent has: another client's, left alone.
+    other_sizes: int = 0
     released: list[int] = field(default_factory=list)
-    strays: list[str] = field(default_factory=list)
+    # How far the API's clock was ahead of this machine's (negative: behind).
+    api_offset: timedelta = timedelta()
+
+
+@dataclass(frozen=True)
+class Window:
+    """The reconciler's view of time: this machine's now, and the API's offset from it."""
+
+    now: datetime
+    offset: timedelta
+    margin: timedelta
+    create_timeout: timedelta
+
+    @property
+    def api_now(self) -> datetime:
+        return self.now + self.offset
+
+    def api_time(self, local: datetime) -> datetime:
+        return local + self.offset
+
+    def ripe(self, remote: RemoteBatch) -> bool:
+        # Older than any create still in flight could be (the same bound that turns
+        # SUBMITTING into UNKNOWN): such a create records its own batch.
+        return remote.created_at <= self.api_now - self.create_timeout - self.margin
 
 
 def reconcile(pipeline: Pipeline) -> ReconcileReport:
     report = ReconcileReport()
     now = pipeline.clock()
-    skew = timedelta(seconds=pipeline.settings.clock_skew_seconds)
-    settle = timedelta(seconds=pipeline.settings.create_timeout_seconds) + skew
+    margin = timedelta(seconds=pipeline.settings.clock_skew_seconds)
+    timeout = timedelta(seconds=pipeline.settings.create_timeout_seconds)
     with pipeline.sessions.begin() as session:
-        for batch_id in store.stale_submissions(session, now - settle):
+        for batch_id in store.stale_submissions(session, now - timeout - margin):
             if store.record_outcome_unknown(session, batch_id, "create never recorded", now):
                 report.marked_unknown.append(batch_id)
         since = store.earliest_open_submission(session, now - STRAY_HORIZON)
     if since is None:
         return report
     try:
-        remotes = list(pipeline.api.list_recent(since - skew))
+        window = Window(now, api_offset(now, pipeline.api.server_time()), margin, timeout)
+        remotes = list(pipeline.api.list_recent(window.api_time(since) - margin))
     except ApiUnavailable as exc:
         log.warning("reconcile could not list batches, next run retries: %s", exc)
         return report
+    report.api_offset = window.offset
     with pipeline.sessions.begin() as session:
-        known = store.known_remote_ids(session, [r.id for r in remotes])
-        ripe = [r for r in remotes if r.id not in known and r.created_at <= now - settle]
-        for batch in store.unknown_batches(session):
-            match = _match(batch.request_count, batch.submit_started_at, ripe, skew)
-            if match is not None:
-                ripe.remove(match)
-                if store.adopt_remote(session, batch.id, match, now):
-                    report.adopted[batch.id] = match.id
-                    log.warning(
-                        "batch %d adopted remote %s",
-                        batch.id,
-                        match.id,
-                        extra={"batch_id": batch.id, "remote_id": match.id},
-                    )
-            elif _given_up(batch.submit_started_at, now - 2 * settle) and store.release_batch(
-                session,
-                batch.id,
-                [BatchState.UNKNOWN],
-                "create outcome unknown; no remote batch found",
-                now,
-            ):
-                report.released.append(batch.id)
-                log.warning(
-                    "batch %d released: no remote batch was made",
-                    batch.id,
-                    extra={"batch_id": batch.id},
-                )
-        for stray in ripe:
-            store.insert_stray_batch(session, stray, now)
-            report.strays.append(stray.id)
-            log.error(
-                "remote batch %s matches no intent: tracked as a duplicate",
-                stray.id,
-                extra={"remote_id": stray.id},
-            )
+        sizes = store.open_intent_sizes(session, now - STRAY_HORIZON)
+        _track_unknown_remotes(session, remotes, sizes, window, report)
+        _release_settled_intents(session, window, report)
     return report
 
 
-def _given_up(started: datetime | None, cutoff: datetime) -> bool:
-    return started is not None and started < cutoff
+def _track_unknown_remotes(
+    session: Session,
+    remotes: list[RemoteBatch],
+    sizes: set[int],
+    window: Window,
+    report: ReconcileReport,
+) -> None:
+    known = store.known_remote_ids(session, [r.id for r in remotes])
+    for remote in remotes:
+        if remote.id in known or not window.ripe(remote):
+            continue
+        if remote.request_count not in sizes:
+            report.other_sizes += 1
+            continue
+        store.insert_stray_batch(session, remote, window.now)
+        report.tracked.append(remote.id)
+        log.warning(
+            "remote batch %s (%d requests) is not one SQL knows: tracked until its results"
+            " say whose it is",
+            remote.id,
+            remote.request_count,
+            extra={"remote_id": remote.id},
+        )
 
 
-def _match(
-    count: int, started: datetime | None, ripe: list[RemoteBatch], skew: timedelta
-) -> RemoteBatch | None:
+def _release_settled_intents(session: Session, window: Window, report: ReconcileReport) -> None:
+    pending = store.found_batches_pending(session)
+    for intent in store.unknown_intents(session):
+        if intent.held and not _past_finding(intent, pending, window):
+            continue
+        reason = (
+            "create outcome unknown; its requests were found in remote batches"
+            if not intent.held
+            else "create outcome unknown; no remote batch holds its requests"
+        )
+        if store.release_batch(session, intent.batch_id, [BatchState.UNKNOWN], reason, window.now):
+            report.released.append(intent.batch_id)
+            log.warning(
+                "batch %d released (%d requests go round again uncharged): %s",
+                intent.batch_id,
+                intent.held,
+                reason,
+                extra={"batch_id": intent.batch_id},
+            )
+
+
+def _past_finding(
+    intent: store.UnknownIntent,
+    pending: list[tuple[int, datetime | None]],
+    window: Window,
+) -> bool:
+    """Whether nothing this intent's create made can still turn up: the create is
+    long past (any batch it made is tracked by now), and no tracked batch that
+    might be it (same size, made since it started) is still unread."""
+    started = intent.submit_started_at
     if started is None:
-        return None
-    fits = [r for r in ripe if r.request_count == count and r.created_at >= started - skew]
-    # The earliest fitting batch is the one the first create made.
-    return min(fits, key=lambda r: r.created_at, default=None)
+        return True
+    settle = window.create_timeout + window.margin
+    if started >= window.now - 2 * settle:
+        return False
+    earliest = window.api_time(started) - window.margin
+    return not any(
+        count == intent.request_count and (created is None or created >= earliest)
+        for count, created in pending
+    )

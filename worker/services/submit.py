@@ -58,9 +58,10 @@ def submit_batch(pipeline: Pipeline, batch_id: int) -> str:
             return "not-ready"
         batch = store.get_batch(session, batch_id)
         tries = batch.submit_tries if batch else 1
+        deployment = store.deployment_name(session, pipeline.settings.deployment, now)
     try:
         with pipeline.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-            remote = pipeline.api.create(store.iter_batch_body(conn, batch_id))
+            remote = pipeline.api.create(store.iter_batch_body(conn, batch_id, deployment))
     except CreateNotAccepted as exc:
         wait = max(exc.retry_after or 0.0, min(MAX_BACKOFF_SECONDS, 2.0**tries))
         with pipeline.sessions.begin() as session:
@@ -99,6 +100,13 @@ def _created(pipeline: Pipeline, batch_id: int, remote: RemoteBatch) -> str:
     now = pipeline.clock()
     next_poll = now + timedelta(seconds=pipeline.settings.poll_interval_seconds)
     with pipeline.sessions.begin() as session:
+        if store.known_remote_ids(session, [remote.id]):
+            # An answer so late the reconciler found its batch first: that batch's
+            # results claim the requests, as for any create whose answer was lost.
+            store.record_outcome_unknown(
+                session, batch_id, "answer came after its batch was found", now
+            )
+            return "tracked"
         if store.record_submission(session, batch_id, remote, now, next_poll):
             log.info(
                 "batch %d submitted as %s",
@@ -108,10 +116,8 @@ def _created(pipeline: Pipeline, batch_id: int, remote: RemoteBatch) -> str:
             )
             return "submitted"
         # The reconciler got here first and judged the outcome unknown.
+        # The answer itself is the evidence: this intent's create made this batch.
         if store.adopt_remote(session, batch_id, remote, now):
-            return "submitted"
-        current = store.get_batch(session, batch_id)
-        if current is not None and current.remote_id == remote.id:
             return "submitted"
         store.insert_stray_batch(session, remote, now)
     log.error(
