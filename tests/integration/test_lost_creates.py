@@ -6,7 +6,6 @@ plays the other clients of the same key; each step is driven by hand.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
@@ -38,7 +37,7 @@ PARAMS = {"model": "claude-test", "max_tokens": 64, "messages": [{"role": "user"
 
 @pytest.fixture
 def small_batches(pipeline: Pipeline) -> Iterator[Pipeline]:
-    pipeline.settings = dataclasses.replace(pipeline.settings, max_batch_requests=3)
+    pipeline.settings = pipeline.settings.replace(max_batch_requests=3)
     with Producer(pipeline.settings) as producer:
         pipeline.producer = producer  # type: ignore[attr-defined]
         yield pipeline
@@ -196,7 +195,7 @@ def test_deployment__every_custom_id_sent_carries_the_name(
     small_batches: Pipeline, memory_api: MemoryBatchApi
 ) -> None:
     pipeline = small_batches
-    pipeline.settings = dataclasses.replace(pipeline.settings, deployment="blue")
+    pipeline.settings = pipeline.settings.replace(deployment="blue")
     _enqueue(pipeline, 3)
     to_sql_and_submit(pipeline)
     [stored] = memory_api.batches.values()
@@ -232,9 +231,9 @@ def test_deployment__renamed_while_a_planned_batch_runs_still_settles_it(
     small_batches: Pipeline, memory_api: MemoryBatchApi
 ) -> None:
     pipeline = small_batches
-    pipeline.settings = dataclasses.replace(pipeline.settings, deployment="blue")
+    pipeline.settings = pipeline.settings.replace(deployment="blue")
     _enqueue(pipeline, 3)
     to_sql_and_submit(pipeline)
-    pipeline.settings = dataclasses.replace(pipeline.settings, deployment="green")
+    pipeline.settings = pipeline.settings.replace(deployment="green")
     end_and_ingest(pipeline, memory_api)
     assert set(_requests(pipeline)) == {("succeeded", 1, 1)}
