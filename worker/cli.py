@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from functools import wraps
+from importlib import import_module
 from typing import Any, TypeVar
 
 import click
@@ -132,6 +133,7 @@ def _register_commands() -> None:
     from batchline.emulator.cli import emulator
 
     cli.add_command(emulator)
+    cli.add_command(import_module("batchline.http_api.command").serve)
 
 
 _register_commands()

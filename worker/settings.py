@@ -57,6 +57,16 @@ class Settings:
     results_expiry_margin_hours: float = 72.0
     # At most this much spend (USD at batch prices) per UTC day; 0 means no cap.
     daily_spend_cap_usd: float = 0.0
+    # --- HTTP intake (`batchline serve`) ---
+    # Comma-separated sha256 hex digests of accepted bearer tokens, each optionally
+    # scoped to one tenant tag: `<hex>` or `<hex>:<tag>=<value>`. Empty: serve refuses to start.
+    http_tokens: str = field(default="", repr=False)
+    # Largest single-request body, and largest line of a JSONL bulk body, in bytes.
+    http_max_body_bytes: int = 32_000_000
+    # Largest JSONL bulk body in bytes (it is streamed; this bounds one call's work).
+    http_max_bulk_bytes: int = 256_000_000
+    # host:port `batchline serve` listens on.
+    http_bind: str = "127.0.0.1:8080"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +102,8 @@ class Settings:
             "create_timeout_seconds": self.create_timeout_seconds,
             "ingest_lease_seconds": self.ingest_lease_seconds,
             "idempotency_ttl_seconds": self.idempotency_ttl_seconds,
+            "http_max_body_bytes": self.http_max_body_bytes,
+            "http_max_bulk_bytes": self.http_max_bulk_bytes,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -116,6 +128,16 @@ class Settings:
             raise SettingsError("BATCHLINE_MAX_BATCH_REQUESTS must be <= 100000 (the API's limit)")
         if self.max_batch_bytes > 256_000_000:
             raise SettingsError("BATCHLINE_MAX_BATCH_BYTES must be <= 256000000 (the API's limit)")
+
+        from batchline.http_api.auth import parse_tokens
+
+        try:
+            parse_tokens(self.http_tokens)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        host, _, port = self.http_bind.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise SettingsError(f"BATCHLINE_HTTP_BIND must be host:port, got {self.http_bind!r}")
 
     @property
     def is_sqlite(self) -> bool:
