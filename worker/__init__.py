@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from batchline.celery_app import app  # noqa: F401
+    from batchline.client import Anthropic, AsyncAnthropic  # noqa: F401
     from batchline.control import cancel_batch, cancel_request  # noqa: F401
     from batchline.domain.validation import InvalidRequest  # noqa: F401
     from batchline.handles import RequestHandle  # noqa: F401
@@ -32,6 +33,9 @@ _EXPORTS = {
     # `celery -A batchline worker` finds the Celery app here (Celery looks for `app`).
     "app": "batchline.celery_app",
     "InvalidRequest": "batchline.domain.validation",
+    # Drop-in for the SDK's non-streaming messages.create, through batches.
+    "Anthropic": "batchline.client",
+    "AsyncAnthropic": "batchline.client",
     "RequestHandle": "batchline.handles",
     "cancel_batch": "batchline.control",
     "cancel_request": "batchline.control",
