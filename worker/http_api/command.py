@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import click
 
 from batchline.cli import friendly_errors, load_settings
@@ -23,5 +25,9 @@ def serve(bind: str | None) -> None:
     if not host or not port.isdigit():
         raise click.ClickException(f"--bind must be host:port, got {bind!r}")
     app = create_app(settings)  # checks the tokens before listening
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal
+    # to the handler that was there before it; a no-op one makes that a clean exit 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
     click.echo(f"batchline serve listening on http://{host}:{port}", err=True)
     uvicorn.run(app, host=host, port=int(port), log_level="warning", access_log=False)
