@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from anyio import to_thread
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -40,7 +41,6 @@ from batchline.settings import Settings, SettingsError
 # Longest long-poll one GET may hold; clients poll again after it.
 MAX_WAIT_SECONDS = 60.0
 JSONL_TYPES = ("application/jsonl", "application/x-ndjson", "application/x-jsonlines")
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 class Metrics:
@@ -168,8 +168,6 @@ async def post_requests(request: Request, service: Service, principal: Principal
         )
     body = await read_body(request, settings.http_max_body_bytes)
     try:
-        import orjson
-
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise invalid(f"the body is not JSON ({exc})") from None
