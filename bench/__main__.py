@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import end_to_end, enqueue, ingest, intake_submit
+from bench import end_to_end, enqueue, http_enqueue, ingest, intake_submit
 from bench.environment import Backends, ServiceMissing, backends
 from bench.report import Figure, format_row, format_table, write_json
 
@@ -80,8 +80,13 @@ def _end_to_end(label: str) -> Case:
     return case
 
 
+def _http_enqueue(b: Backends, work: Path, s: Sizes, emit: Callable[[Figure], None]) -> None:
+    http_enqueue.run(b.postgres_url, b.redis_url, s.enqueue_one, work, emit)
+
+
 CASES: dict[str, Case] = {
     "enqueue": _enqueue,
+    "http-enqueue": _http_enqueue,
     "intake-submit-postgresql": _intake_submit("postgresql"),
     "intake-submit-sqlite": _intake_submit("sqlite"),
     "ingest-postgresql": _ingest("postgresql"),

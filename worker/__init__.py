@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from batchline.celery_app import app  # noqa: F401
+    from batchline.client import Anthropic, AsyncAnthropic  # noqa: F401
     from batchline.control import cancel_batch, cancel_request  # noqa: F401
     from batchline.domain.validation import InvalidRequest  # noqa: F401
     from batchline.errors import (  # noqa: F401
@@ -42,6 +43,9 @@ _EXPORTS = {
     "BrokerUnavailable": "batchline.errors",
     "QueueFull": "batchline.errors",
     "RequestLost": "batchline.errors",
+    # Drop-in for the SDK's non-streaming messages.create, through batches.
+    "Anthropic": "batchline.client",
+    "AsyncAnthropic": "batchline.client",
     "RequestHandle": "batchline.handles",
     "cancel_batch": "batchline.control",
     "cancel_request": "batchline.control",

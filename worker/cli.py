@@ -58,6 +58,11 @@ LAZY_COMMANDS = {
         "retry",
         "Queue again the failed and expired requests of a batch (local number or…",
     ),
+    "serve": (
+        "batchline.http_api.command",
+        "serve",
+        "Serve the HTTP intake API (POST /v1/requests, GET /v1/requests/ID, ...).",
+    ),
     "status": (
         "batchline.cli_ops",
         "status",

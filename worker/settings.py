@@ -138,6 +138,17 @@ class Settings(BaseSettings):
     # made up once and kept in the database, so every worker on it agrees.
     deployment: str = ""
 
+    # --- HTTP intake (`batchline serve`) ---
+    # Comma-separated sha256 hex digests of accepted bearer tokens, each optionally
+    # scoped to one tenant tag: `<hex>` or `<hex>:<tag>=<value>`. Empty: serve refuses to start.
+    http_tokens: str = Field(default="", repr=False)
+    # Largest single-request body, and largest line of a JSONL bulk body, in bytes.
+    http_max_body_bytes: int = 32_000_000
+    # Largest JSONL bulk body in bytes (it is streamed; this bounds one call's work).
+    http_max_bulk_bytes: int = 256_000_000
+    # host:port `batchline serve` listens on.
+    http_bind: str = "127.0.0.1:8080"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from BATCHLINE_* and ANTHROPIC_* variables (os.environ by default)."""
@@ -173,6 +184,8 @@ class Settings(BaseSettings):
             "max_queue_bytes": self.max_queue_bytes,
             "redis_socket_timeout_seconds": self.redis_socket_timeout_seconds,
             "redis_connect_timeout_seconds": self.redis_connect_timeout_seconds,
+            "http_max_body_bytes": self.http_max_body_bytes,
+            "http_max_bulk_bytes": self.http_max_bulk_bytes,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -187,6 +200,7 @@ class Settings(BaseSettings):
             if value < 0:
                 raise SettingsError(f"BATCHLINE_{name.upper()} must be >= 0, got {value}")
         self._check_upper_limits()
+        self._check_http()
         if self.log_format not in ("json", "text"):
             raise SettingsError(
                 f"BATCHLINE_LOG_FORMAT must be json or text, got {self.log_format!r}"
@@ -220,6 +234,17 @@ class Settings(BaseSettings):
         """Whether this field was given (environment or caller), not left at its default."""
         return field in self.model_fields_set
 
+    def _check_http(self) -> None:
+        from batchline.http_api.auth import parse_tokens
+
+        try:
+            parse_tokens(self.http_tokens)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        host, _, port = self.http_bind.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise SettingsError(f"BATCHLINE_HTTP_BIND must be host:port, got {self.http_bind!r}")
+
     def _check_upper_limits(self) -> None:
         if self.ingest_deadline_seconds > MAX_INGEST_DEADLINE_SECONDS:
             raise SettingsError(
@@ -239,6 +264,16 @@ class Settings(BaseSettings):
             raise SettingsError("BATCHLINE_MAX_BATCH_REQUESTS must be <= 100000 (the API's limit)")
         if self.max_batch_bytes > 256_000_000:
             raise SettingsError("BATCHLINE_MAX_BATCH_BYTES must be <= 256000000 (the API's limit)")
+
+        from batchline.http_api.auth import parse_tokens
+
+        try:
+            parse_tokens(self.http_tokens)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        host, _, port = self.http_bind.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise SettingsError(f"BATCHLINE_HTTP_BIND must be host:port, got {self.http_bind!r}")
 
     @property
     def is_sqlite(self) -> bool:

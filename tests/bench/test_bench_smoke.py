@@ -25,6 +25,9 @@ pytestmark = pytest.mark.bench
 HEADLINES = [
     "enqueue one at a time",
     "enqueue_many 500",
+    "HTTP enqueue one at a time",
+    "HTTP / enqueue throughput",
+    "HTTP / enqueue p99",
     "intake+batch+submit 500 (postgresql)",
     "intake+batch+submit 500 (sqlite)",
     "ingest 500 results (postgresql)",

@@ -20,6 +20,7 @@ import pytest
 import redis
 from sqlalchemy import create_engine, inspect
 
+from batchline.http_api.auth import token_digest
 from batchline.keys import RedisKeys
 from tests.deploy import compose_file
 from tests.deploy.conftest import PG_ADMIN_URL
@@ -28,7 +29,7 @@ from tests.deploy.processes import NO_API, free_port, http_get, process_env, run
 pytestmark = pytest.mark.integration
 
 # The services each test below starts; a new service must get a test here.
-COVERED = {"redis", "postgres", "migrate", "worker", "beat", "flower", "emulator"}
+COVERED = {"redis", "postgres", "migrate", "worker", "beat", "flower", "emulator", "intake"}
 
 
 def local_env(
@@ -260,4 +261,25 @@ def test_emulator__command_starts_answers_its_healthcheck_and_stops(
         )
         status, _ = http_get(f"http://127.0.0.1:{port}/v1/messages/batches")
         assert status == 401  # the API itself wants a key
+        assert proc.stop() == 0
+
+
+def test_intake__command_serves_with_a_token_answers_its_healthcheck_and_stops(
+    services: dict[str, dict[str, Any]],
+    dotenv: dict[str, str],
+    fresh_database: str,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    migrate, intake, port = services["migrate"], services["intake"], free_port()
+    env = local_env(intake, dotenv, database_url=fresh_database, redis_url=redis_url)
+    assert run(command(migrate), env, tmp_path).returncode == 0
+    env["BATCHLINE_HTTP_TOKENS"] = token_digest("deploy-test-token")
+    argv = [arg.replace("0.0.0.0:8080", f"127.0.0.1:{port}") for arg in command(intake)]
+    check = healthcheck(intake, {":8080/": f":{port}/"})
+    with running(argv, env, tmp_path) as proc:
+        proc.wait_until(
+            "the intake's health check", lambda: run(check, env, tmp_path).returncode == 0
+        )
+        assert http_get(f"http://127.0.0.1:{port}/v1/batches")[0] == 401
         assert proc.stop() == 0

@@ -21,7 +21,7 @@ from tests.deploy.compose_file import MissingVariable
 
 SCHEMA_SHA256 = "0dc04bd346dcfee1b1419628fff79937bbf076925f298f272a2b490e2b112bac"
 APP = ["celery", "-A", "batchline"]
-BATCHLINE_SERVICES = ("migrate", "worker", "beat")
+BATCHLINE_SERVICES = ("migrate", "worker", "beat", "intake")
 SECRETS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH")
 # A reference that makes compose refuse to run without the value: ${VAR:?why} or ${VAR?why}.
 REQUIRED_REFERENCE = re.compile(r"\$\{[A-Z_][A-Z0-9_]*:?\?[^}]*\}")
@@ -219,7 +219,16 @@ def test_emulator__runs_only_under_the_offline_profile(
     assert _option(emulator["command"], "--port") == "8765"
     assert "ports" not in emulator
     in_profiles = [name for name, s in raw_services.items() if "profiles" in s]
-    assert in_profiles == ["emulator"]
+    assert in_profiles == ["intake", "emulator"]
+
+
+def test_intake__runs_serve_under_the_http_profile_on_loopback(
+    raw_services: dict[str, dict[str, Any]],
+) -> None:
+    intake = raw_services["intake"]
+    assert intake["profiles"] == ["http"]
+    assert intake["command"] == ["batchline", "serve", "--bind", "0.0.0.0:8080"]
+    assert intake["ports"] == ["127.0.0.1:${HOST_INTAKE_PORT:-8080}:8080"]
 
 
 def test_services__start_in_dependency_order(services: dict[str, dict[str, Any]]) -> None:
@@ -229,6 +238,7 @@ def test_services__start_in_dependency_order(services: dict[str, dict[str, Any]]
         "worker": {"redis": healthy, "postgres": healthy, "migrate": done},
         "beat": {"redis": healthy, "postgres": healthy, "migrate": done},
         "flower": {"redis": healthy},
+        "intake": {"redis": healthy, "postgres": healthy, "migrate": done},
     }
     for name, wanted in expected.items():
         got = {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()}
@@ -249,6 +259,7 @@ def test_healthchecks__use_commands_their_images_have(
         "worker": "celery",
         "flower": "python",
         "emulator": "python",
+        "intake": "python",
     }
     for name, command in first_word.items():
         argv = compose_file.healthcheck_argv(services[name])
