@@ -129,9 +129,11 @@ def _say(message: str) -> None:
 def _register_commands() -> None:
     # Imported for their @cli.command side effects; each module is one area.
     from batchline import cli_io, cli_ops, doctor, metrics  # noqa: F401
+    from batchline.dashboard.cli import dashboard
     from batchline.emulator.cli import emulator
 
     cli.add_command(emulator)
+    cli.add_command(dashboard)
 
 
 _register_commands()

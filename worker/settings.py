@@ -58,6 +58,12 @@ class Settings:
     # At most this much spend (USD at batch prices) per UTC day; 0 means no cap.
     daily_spend_cap_usd: float = 0.0
 
+    # --- dashboard (`batchline dashboard`) ---
+    # Basic auth as Flower takes it: user:password, comma-separated for several.
+    dashboard_basic_auth: str = field(default="", repr=False)
+    # Seconds between the pages' live refreshes.
+    dashboard_refresh_seconds: float = 5.0
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -112,6 +118,7 @@ class Settings:
             raise SettingsError(
                 f"BATCHLINE_MAX_WAIT_SECONDS must be >= 0, got {self.max_wait_seconds}"
             )
+        _check_dashboard(self.dashboard_basic_auth, self.dashboard_refresh_seconds)
         if self.max_batch_requests > 100_000:
             raise SettingsError("BATCHLINE_MAX_BATCH_REQUESTS must be <= 100000 (the API's limit)")
         if self.max_batch_bytes > 256_000_000:
@@ -134,6 +141,19 @@ def _parse(name: str, type_name: str, raw: str) -> object:
     if not math.isfinite(value):
         raise SettingsError(f"{var} must be a finite number, got {raw!r}")
     return value
+
+
+def _check_dashboard(basic_auth: str, refresh_seconds: float) -> None:
+    if refresh_seconds <= 0:
+        raise SettingsError(
+            f"BATCHLINE_DASHBOARD_REFRESH_SECONDS must be > 0, got {refresh_seconds}"
+        )
+    for pair in filter(None, (p.strip() for p in basic_auth.split(","))):
+        user, sep, password = pair.partition(":")
+        if not (user and sep and password):
+            raise SettingsError(
+                "BATCHLINE_DASHBOARD_BASIC_AUTH must be user:password (comma-separated)"
+            )
 
 
 def _check_url(var: str, url: str, schemes: tuple[str, ...]) -> None:
