@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,9 @@ def _screenshot_not_blank(driver: Any, path: Path) -> None:
 
     png = driver.get_screenshot_as_png()
     path.write_bytes(png)
+    # BATCHLINE_TEST_SCREENSHOTS=dir keeps them (docs/dashboard-overview.png comes from here).
+    if keep := os.environ.get("BATCHLINE_TEST_SCREENSHOTS"):
+        (Path(keep) / path.name).write_bytes(png)
     image = Image.open(io.BytesIO(png)).convert("RGB")
     colours = image.getcolors(maxcolors=1 << 20) or []
     assert image.size[0] >= 800 and len(colours) > 20, f"{path.name}: {len(colours)} colours"
