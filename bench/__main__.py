@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import end_to_end, enqueue, http_enqueue, ingest, intake_submit
+from bench import dashboard, end_to_end, enqueue, http_enqueue, ingest, intake_submit
 from bench.environment import Backends, ServiceMissing, backends
 from bench.report import Figure, format_row, format_table, write_json
 
@@ -38,12 +38,13 @@ class Sizes:
     naive: int
     end_to_end: int
     targets: bool
+    dashboard: int
 
 
 SIZES = {
-    "full": Sizes("full", 5_000, 100_000, 10_000, 1_000, 100_000, True),
-    "quick": Sizes("quick", 2_000, 10_000, 1_000, 300, 10_000, True),
-    "smoke": Sizes("smoke", 200, 500, 100, 30, 200, False),
+    "full": Sizes("full", 5_000, 100_000, 10_000, 1_000, 100_000, True, 1_000_000),
+    "quick": Sizes("quick", 2_000, 10_000, 1_000, 300, 10_000, True, 100_000),
+    "smoke": Sizes("smoke", 200, 500, 100, 30, 200, False, 40_000),
 }
 
 Case = Callable[[Backends, Path, Sizes, Callable[[Figure], None]], None]
@@ -84,6 +85,11 @@ def _http_enqueue(b: Backends, work: Path, s: Sizes, emit: Callable[[Figure], No
     http_enqueue.run(b.postgres_url, b.redis_url, s.enqueue_one, work, emit)
 
 
+def _dashboard(b: Backends, _: Path, s: Sizes, emit: Callable[[Figure], None]) -> None:
+    # The 300 ms goal is the issue's, at 1,000,000 requests: only the full size judges it.
+    dashboard.run(b.postgres_url, b.redis_url, s.dashboard, emit, s.name == "full")
+
+
 CASES: dict[str, Case] = {
     "enqueue": _enqueue,
     "http-enqueue": _http_enqueue,
@@ -93,6 +99,7 @@ CASES: dict[str, Case] = {
     "ingest-sqlite": _ingest("sqlite"),
     "end-to-end-postgresql": _end_to_end("postgresql"),
     "end-to-end-sqlite": _end_to_end("sqlite"),
+    "dashboard-postgresql": _dashboard,
 }
 
 

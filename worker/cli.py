@@ -21,6 +21,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 # SQLAlchemy or Celery. name: (module, attribute, the help line shown in lists).
 LAZY_COMMANDS = {
     "batches": ("batchline.cli_ops", "batches", "List, show and cancel batches."),
+    "dashboard": (
+        "batchline.dashboard.cli",
+        "dashboard",
+        "Serve the web dashboard: queue, batches, requests, spend; live, with actions.",
+    ),
     "doctor": (
         "batchline.doctor",
         "doctor",

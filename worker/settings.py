@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     # host:port `batchline serve` listens on.
     http_bind: str = "127.0.0.1:8080"
 
+    # --- dashboard (`batchline dashboard`) ---
+    # Basic auth as Flower takes it: user:password, comma-separated for several.
+    dashboard_basic_auth: str = Field(default="", repr=False)
+    # Seconds between the pages' live refreshes.
+    dashboard_refresh_seconds: float = 5.0
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from BATCHLINE_* and ANTHROPIC_* variables (os.environ by default)."""
@@ -260,20 +266,11 @@ class Settings(BaseSettings):
             raise SettingsError(
                 f"BATCHLINE_DEPLOYMENT must be 1 to 16 of a-z and 0-9, got {self.deployment!r}"
             )
+        _check_dashboard(self.dashboard_basic_auth, self.dashboard_refresh_seconds)
         if self.max_batch_requests > 100_000:
             raise SettingsError("BATCHLINE_MAX_BATCH_REQUESTS must be <= 100000 (the API's limit)")
         if self.max_batch_bytes > 256_000_000:
             raise SettingsError("BATCHLINE_MAX_BATCH_BYTES must be <= 256000000 (the API's limit)")
-
-        from batchline.http_api.auth import parse_tokens
-
-        try:
-            parse_tokens(self.http_tokens)
-        except ValueError as exc:
-            raise SettingsError(str(exc)) from None
-        host, _, port = self.http_bind.rpartition(":")
-        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise SettingsError(f"BATCHLINE_HTTP_BIND must be host:port, got {self.http_bind!r}")
 
     @property
     def is_sqlite(self) -> bool:
@@ -326,6 +323,19 @@ def _describe(exc: ValidationError) -> str:
         "bool_parsing": "true or false",
     }.get(error["type"], f"valid ({error['msg']})")
     return f"{var} must be {kind}, got {_redact(str(error.get('input')))!r:.80}"
+
+
+def _check_dashboard(basic_auth: str, refresh_seconds: float) -> None:
+    if refresh_seconds <= 0:
+        raise SettingsError(
+            f"BATCHLINE_DASHBOARD_REFRESH_SECONDS must be > 0, got {refresh_seconds}"
+        )
+    for pair in filter(None, (p.strip() for p in basic_auth.split(","))):
+        user, sep, password = pair.partition(":")
+        if not (user and sep and password):
+            raise SettingsError(
+                "BATCHLINE_DASHBOARD_BASIC_AUTH must be user:password (comma-separated)"
+            )
 
 
 def _check_url(var: str, url: str, schemes: tuple[str, ...]) -> None:

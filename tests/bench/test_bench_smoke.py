@@ -34,6 +34,8 @@ HEADLINES = [
     "ingest 500 results (sqlite)",
     "end to end 200 (postgresql)",
     "end to end 200 (sqlite)",
+    "dashboard overview (40,000 requests)",
+    "dashboard request (40,000 requests)",
 ]
 
 

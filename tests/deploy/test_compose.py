@@ -22,7 +22,7 @@ from tests.deploy.compose_file import MissingVariable
 SCHEMA_SHA256 = "0dc04bd346dcfee1b1419628fff79937bbf076925f298f272a2b490e2b112bac"
 APP = ["celery", "-A", "batchline"]
 BATCHLINE_SERVICES = ("migrate", "worker", "beat", "intake")
-SECRETS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH")
+SECRETS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH", "DASHBOARD_BASIC_AUTH")
 # A reference that makes compose refuse to run without the value: ${VAR:?why} or ${VAR?why}.
 REQUIRED_REFERENCE = re.compile(r"\$\{[A-Z_][A-Z0-9_]*:?\?[^}]*\}")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|AUTH")
@@ -102,7 +102,7 @@ def test_batchline_services__read_settings_from_the_env_file(
     for name in BATCHLINE_SERVICES:
         assert raw_services[name]["env_file"] == ".env", name
     # Flower and the emulator need no API key, so they never get the env file.
-    for name in ("flower", "emulator", "redis", "postgres"):
+    for name in ("flower", "dashboard", "emulator", "redis", "postgres"):
         assert "env_file" not in raw_services[name], name
         assert "ANTHROPIC_API_KEY" not in (raw_services[name].get("environment") or {})
 
@@ -112,7 +112,7 @@ def test_service_urls__agree_with_the_datastores(
 ) -> None:
     postgres = services["postgres"]["environment"]
     redis_password = _option(services["redis"]["command"], "--requirepass")
-    for name in (*BATCHLINE_SERVICES, "flower"):
+    for name in (*BATCHLINE_SERVICES, "flower", "dashboard"):
         env = compose_file.container_env(services[name], dotenv)
         settings = Settings.from_env(env)
         broker = urlsplit(settings.redis_url)
@@ -201,6 +201,18 @@ def test_worker__consumes_only_batchline_queue(raw_services: dict[str, dict[str,
     )
 
 
+def test_dashboard__requires_basic_auth_and_listens_on_loopback_only(
+    raw_services: dict[str, dict[str, Any]], services: dict[str, dict[str, Any]]
+) -> None:
+    dashboard = raw_services["dashboard"]
+    assert dashboard["command"][:2] == ["batchline", "dashboard"]
+    assert REQUIRED_REFERENCE.fullmatch(dashboard["environment"]["BATCHLINE_DASHBOARD_BASIC_AUTH"])
+    assert [p for p in dashboard["ports"] if not p.startswith("127.0.0.1:")] == []
+    # The login reaches the container as the setting the dashboard reads.
+    env = compose_file.container_env(services["dashboard"], compose_file.sample_env())
+    assert Settings.from_env(env).dashboard_basic_auth.startswith("deploy-test:")
+
+
 def test_worker__sends_task_events_for_flower(raw_services: dict[str, dict[str, Any]]) -> None:
     from batchline.celery_app import app
 
@@ -239,6 +251,7 @@ def test_services__start_in_dependency_order(services: dict[str, dict[str, Any]]
         "beat": {"redis": healthy, "postgres": healthy, "migrate": done},
         "flower": {"redis": healthy},
         "intake": {"redis": healthy, "postgres": healthy, "migrate": done},
+        "dashboard": {"redis": healthy, "postgres": healthy, "migrate": done},
     }
     for name, wanted in expected.items():
         got = {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()}
@@ -258,6 +271,7 @@ def test_healthchecks__use_commands_their_images_have(
         "postgres": "pg_isready",
         "worker": "celery",
         "flower": "python",
+        "dashboard": "python",
         "emulator": "python",
         "intake": "python",
     }
@@ -274,7 +288,7 @@ def test_images__build_once_from_this_repository(
     raw_services: dict[str, dict[str, Any]],
 ) -> None:
     ours = [name for name, s in raw_services.items() if "build" in s]
-    assert sorted(ours) == sorted([*BATCHLINE_SERVICES, "flower", "emulator"])
+    assert sorted(ours) == sorted([*BATCHLINE_SERVICES, "flower", "dashboard", "emulator"])
     assert {raw_services[name]["image"] for name in ours} == {
         "batchline:${BATCHLINE_IMAGE_TAG:-local}"
     }

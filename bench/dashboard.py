@@ -1,0 +1,136 @@
+"""Dashboard pages against a large PostgreSQL database.
+
+The data is generated in SQL (generate_series): N requests, most settled with
+one result each in batches of 10,000, some queued and some in flight. Each
+page is then loaded in-process through the real app (Starlette's test client,
+no network) and its median time over a few loads reported.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import orjson
+from sqlalchemy import text
+from starlette.testclient import TestClient
+
+from batchline.dashboard.app import create_app
+from batchline.database import make_engine
+from batchline.domain.custom_ids import new_request_id
+from batchline.settings import Settings
+from bench.data import result_line
+from bench.environment import fresh_database, quiesce_database
+from bench.report import Emit, Figure, at_most
+
+PER_BATCH = 10_000
+PARAMS = '{"model":"claude-haiku-4-5","max_tokens":64,"messages":[{"role":"user","content":"q"}]}'
+# A real result object as bench's result lines carry it (~1.4 KB).
+BODY = orjson.dumps(orjson.loads(result_line(new_request_id(), 1, 0))["result"]).decode()
+LOADS = 3
+
+# One statement per table: requests (ids r<n>), batches, then a result per
+# settled request, costed and dated over the last ten days.
+GENERATE = [
+    """
+    INSERT INTO batches (id, remote_id, state, origin, processing_status, request_count,
+        body_bytes, count_processing, count_succeeded, count_errored, count_canceled,
+        count_expired, submit_tries, cancel_requested, created_at, updated_at,
+        submitted_at, remote_created_at, remote_expires_at, remote_ended_at, ingested_at)
+    SELECT b, 'msgbatch_bench_' || b,
+        CASE WHEN b > :batches - 2 THEN 'submitted' ELSE 'ingested' END, 'planned',
+        CASE WHEN b > :batches - 2 THEN 'in_progress' ELSE 'ended' END, :per_batch,
+        15000000, 0, :per_batch - 10, 10, 0, 0, 1, false,
+        now() - (b % 10) * interval '1 day', now(), now() - (b % 10) * interval '1 day',
+        now() - interval '1 hour', now() + interval '23 hours', now(), now()
+    FROM generate_series(1, :batches) AS b
+    """,
+    """
+    INSERT INTO requests (id, idempotency_key, state, params, params_bytes, model, tags,
+        batch_id, attempts, charged_attempts, max_attempts, enqueued_at, created_at,
+        updated_at, finished_at)
+    SELECT 'r' || n, 'key-' || n,
+        CASE WHEN n > :n - :per_batch THEN 'queued'
+             WHEN n > :n - 3 * :per_batch THEN 'in_batch'
+             WHEN n % 1000 = 0 THEN 'failed' ELSE 'succeeded' END,
+        :params,
+        80, 'claude-haiku-4-5', jsonb_build_object('team', 'team-' || (n % 50)),
+        CASE WHEN n > :n - :per_batch THEN NULL
+             WHEN n > :n - 3 * :per_batch THEN (n - 1) / :per_batch + 1 ELSE NULL END,
+        CASE WHEN n > :n - :per_batch THEN 0 ELSE 1 END,
+        CASE WHEN n > :n - :per_batch THEN 0 ELSE 1 END, 3,
+        now() - (n % 10) * interval '1 day', now() - (n % 10) * interval '1 day', now(),
+        CASE WHEN n > :n - 3 * :per_batch THEN NULL
+             ELSE now() - (n % 10) * interval '1 day' + (n % 3600) * interval '1 second' END
+    FROM generate_series(1, :n) AS n
+    """,
+    """
+    INSERT INTO results (batch_id, custom_id, request_id, attempt, result_type, error_type,
+        line, model, input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
+        cache_read_tokens, cost_usd, duplicate, created_at)
+    SELECT (n - 1) / :per_batch + 1, 'r' || n || '-1', 'r' || n, 1,
+        CASE WHEN n % 1000 = 0 THEN 'errored' ELSE 'succeeded' END,
+        CASE WHEN n % 1000 = 0 THEN 'overloaded_error' ELSE NULL END,
+        convert_to('{"custom_id":"r' || n || '-1","result":' || :body || '}', 'UTF8'),
+        'claude-haiku-4-5', 500, 60, 0, 0, 200, 0.00031, false,
+        now() - (n % 10) * interval '1 day'
+    FROM generate_series(1, :n - 3 * :per_batch) AS n
+    """,
+    "SELECT setval(pg_get_serial_sequence('batches', 'id'), :batches)",
+]
+
+
+def generate(url: str, count: int) -> None:
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            values = {
+                "n": count,
+                "per_batch": PER_BATCH,
+                "batches": count // PER_BATCH,
+                "params": PARAMS,
+                "body": BODY,
+            }
+            for statement in GENERATE:
+                conn.execute(text(statement), values)
+    finally:
+        engine.dispose()
+    quiesce_database(url)
+
+
+def run(url: str, redis_url: str, count: int, emit: Emit, targets: bool) -> None:
+    count = max(PER_BATCH * 4, count)
+    fresh_database(url)
+    started = time.perf_counter()
+    generate(url, count)
+    emit(Figure(f"dashboard data {count:,} requests", time.perf_counter() - started, "s"))
+    settings = Settings(database_url=url, redis_url=redis_url)
+    batch = count // PER_BATCH
+    pages = {
+        "overview": "/",
+        "overview live fragment": "/?fragment=1",
+        "batches": "/batches",
+        "batches (state filter)": "/batches?state=submitted",
+        "batch": f"/batches/{batch}",
+        "request lookup (key)": f"/requests?q=key-{count // 2}",
+        "request lookup (tag)": "/requests?q=team%3Dteam-7",
+        "request": f"/requests/r{count // 2}",
+    }
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        for name, path in pages.items():
+            times = []
+            for _ in range(LOADS):
+                start = time.perf_counter()
+                answer = client.get(path)
+                times.append(time.perf_counter() - start)
+                if answer.status_code not in (200, 303):
+                    raise RuntimeError(f"{path} answered {answer.status_code}")
+            emit(
+                Figure(
+                    f"dashboard {name} ({count:,} requests)",
+                    statistics.median(times) * 1000,
+                    "ms",
+                    at_most(300) if targets else None,
+                    note=f"median of {LOADS}",
+                )
+            )
