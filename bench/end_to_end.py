@@ -146,21 +146,19 @@ def _log_tail(workdir: Path) -> None:
         print(line, file=sys.stderr)
 
 
-def _wait_ready(client: redis.Redis, procs: list[subprocess.Popen[bytes]]) -> None:
-    """Until the intake task has run once: beat sent it and a worker ran it."""
-    # Its consumer group on the intake stream is created by the first intake.
-    stream = RedisKeys(PREFIX).intake_stream
+def _wait_ready(client: redis.Redis, procs: list[subprocess.Popen[bytes]], log_path: Path) -> None:
+    """Until the worker says it is ready and beat holds its lock. (The first intake
+    is no sign any more: an idle beat sends none until there is work.)"""
+    lock = RedisKeys(PREFIX).beat_lock
     deadline = time.monotonic() + READY_SECONDS
     while True:
-        try:
-            if client.xinfo_groups(stream):
-                return
-        except redis.ResponseError:
-            pass  # no stream yet
+        log = log_path.read_bytes() if log_path.exists() else b""
+        if b" ready." in log and client.exists(lock):
+            return
         if any(p.poll() is not None for p in procs):
             raise RuntimeError("the worker or beat exited during start-up")
         if time.monotonic() > deadline:
-            raise RuntimeError(f"no intake ran within {READY_SECONDS:.0f}s of start-up")
+            raise RuntimeError(f"worker and beat not ready within {READY_SECONDS:.0f}s")
         time.sleep(0.1)
 
 
@@ -284,7 +282,7 @@ def run(
             _worker_and_beat(_env(settings), Path(scratch)) as procs,
         ):
             try:
-                _wait_ready(client, procs)
+                _wait_ready(client, procs, Path(scratch) / "worker.log")
                 start = time.time()
                 producer.enqueue_many(bodies)
                 enqueued = time.time()

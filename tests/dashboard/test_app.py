@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -49,7 +48,7 @@ def seeded(on_emulator: Emulated) -> Iterator[tuple[Settings, dict[str, Any]]]:
     with pipeline.sessions() as session:
         batch_id = session.scalar(select(Batch.id))
         custom_id = session.scalar(select(Result.custom_id).where(Result.request_id == keyed.id))
-    settings = replace(pipeline.settings, dashboard_basic_auth=f"{AUTH[0]}:{AUTH[1]}")
+    settings = pipeline.settings.replace(dashboard_basic_auth=f"{AUTH[0]}:{AUTH[1]}")
     yield (
         settings,
         {
@@ -191,7 +190,7 @@ def test_actions__retry_and_resume(client: TestClient, seeded: Any) -> None:
 
 def test_actions__refused_when_no_login_is_configured(seeded: Any) -> None:
     settings, ids = seeded
-    open_board = create_app(replace(settings, dashboard_basic_auth=""))
+    open_board = create_app(settings.replace(dashboard_basic_auth=""))
     with TestClient(open_board, follow_redirects=False) as c:
         assert c.get("/").status_code == 200
         refused = c.post(f"/actions/cancel-request/{ids['queued']}", data={"csrf": "x"})

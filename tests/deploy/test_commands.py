@@ -29,7 +29,17 @@ from tests.deploy.processes import NO_API, free_port, http_get, process_env, run
 pytestmark = pytest.mark.integration
 
 # The services each test below starts; a new service must get a test here.
-COVERED = {"redis", "postgres", "migrate", "worker", "beat", "flower", "emulator", "intake"}
+COVERED = {
+    "redis",
+    "postgres",
+    "migrate",
+    "worker",
+    "beat",
+    "flower",
+    "emulator",
+    "intake",
+    "dashboard",
+}
 
 
 def local_env(
@@ -282,4 +292,33 @@ def test_intake__command_serves_with_a_token_answers_its_healthcheck_and_stops(
             "the intake's health check", lambda: run(check, env, tmp_path).returncode == 0
         )
         assert http_get(f"http://127.0.0.1:{port}/v1/batches")[0] == 401
+        assert proc.stop() == 0
+
+
+def test_dashboard__command_serves_behind_its_login_answers_its_healthcheck_and_stops(
+    services: dict[str, dict[str, Any]],
+    dotenv: dict[str, str],
+    fresh_database: str,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    migrate, dashboard, port = services["migrate"], services["dashboard"], free_port()
+    assert (
+        run(
+            command(migrate),
+            local_env(migrate, dotenv, database_url=fresh_database, redis_url=redis_url),
+            tmp_path,
+        ).returncode
+        == 0
+    )
+    env = local_env(dashboard, dotenv, database_url=fresh_database, redis_url=redis_url)
+    argv = [
+        arg.replace("0.0.0.0", "127.0.0.1").replace("8710", str(port)) for arg in command(dashboard)
+    ]
+    check = healthcheck(dashboard, {":8710/": f":{port}/"})
+    with running(argv, env, tmp_path) as proc:
+        proc.wait_until(
+            "the dashboard's health check", lambda: run(check, env, tmp_path).returncode == 0
+        )
+        assert http_get(f"http://127.0.0.1:{port}/")[0] == 401  # the login is asked for
         assert proc.stop() == 0

@@ -24,7 +24,7 @@ from tests.conftest import PG_ADMIN_URL
 pytestmark = pytest.mark.integration
 
 # Long-running commands (servers, the service itself) are covered by their own tests.
-SERVING = {"run", "demo", "metrics", "emulator"}
+SERVING = {"run", "demo", "metrics", "emulator", "serve", "dashboard"}
 ARGUMENTS = {
     "batches show": ["1"],
     "batches cancel": ["1"],

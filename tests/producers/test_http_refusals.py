@@ -142,3 +142,25 @@ def test_http__metrics_count_calls_by_route_and_status(api: Api) -> None:
         'batchline_http_requests_total{method="POST",route="/v1/requests",status="401"} 1.0' in text
     )
     assert "batchline_http_enqueued_requests_total 1.0" in text
+
+
+def test_http__queue_full_is_429_with_retry_after_and_nothing_more_enqueued(
+    pg_db: str, redis_url: str, tmp_path: Path
+) -> None:
+    # A queue limit a few requests wide: no worker drains it, so it fills.
+    env = service_env(pg_db, redis_url, "http://127.0.0.1:9", BATCHLINE_MAX_QUEUE_BYTES="4000")
+    procs = ServiceProcesses(env, tmp_path)
+    try:
+        api = start_serve(procs, tmp_path)
+        statuses = [api.call("POST", "/v1/requests", PARAMS)[0] for _ in range(20)]
+        accepted = statuses.count(202)
+        assert 0 < accepted < 20 and set(statuses) == {202, 429}, statuses
+        assert queued(redis_url) == accepted  # a refused request left nothing behind
+        status, headers, body = api.call("POST", "/v1/requests", PARAMS)
+        assert (status, body["error"]["type"]) == (429, "rate_limit_error")
+        assert int(headers["retry-after"]) > 0
+        assert "BATCHLINE_MAX_QUEUE_BYTES" in body["error"]["message"] or "queue" in (
+            body["error"]["message"].lower()
+        )
+    finally:
+        procs.stop_all()

@@ -5,10 +5,14 @@ from __future__ import annotations
 from starlette.responses import JSONResponse
 
 from batchline.domain.validation import InvalidRequest
+from batchline.errors import BrokerUnavailable, QueueFull
 
 # A full intake queue is refused as the API refuses a busy client: 429 and when to retry.
 QUEUE_FULL_STATUS = 429
 QUEUE_FULL_RETRY_AFTER_SECONDS = 5
+# Redis (the queue) unreachable or not answering: the service, not the client, is at fault.
+BROKER_DOWN_STATUS = 503
+BROKER_DOWN_RETRY_AFTER_SECONDS = 10
 
 
 class ApiError(Exception):
@@ -33,9 +37,15 @@ def from_enqueue(exc: Exception) -> ApiError | None:
     """What an exception out of enqueue means to an HTTP client; None: not ours to map."""
     if isinstance(exc, InvalidRequest):
         return invalid(str(exc))
-    # Matched by name: the queue-full refusal comes from the producer, which may
-    # not define it in every version this module is merged with.
-    if type(exc).__name__ == "QueueFull":
-        retry = getattr(exc, "retry_after", None) or QUEUE_FULL_RETRY_AFTER_SECONDS
-        return ApiError(QUEUE_FULL_STATUS, "rate_limit_error", str(exc), int(retry))
+    if isinstance(exc, QueueFull):
+        return ApiError(
+            QUEUE_FULL_STATUS, "rate_limit_error", str(exc), QUEUE_FULL_RETRY_AFTER_SECONDS
+        )
+    if isinstance(exc, BrokerUnavailable):
+        return ApiError(
+            BROKER_DOWN_STATUS,
+            "api_error",
+            "the intake queue is unavailable; retry later",
+            BROKER_DOWN_RETRY_AFTER_SECONDS,
+        )
     return None
