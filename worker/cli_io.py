@@ -117,7 +117,9 @@ def _enqueue_file(path: Path, dry_run: bool, shown: str | None = None) -> None:
     if dry_run:
         from batchline.ledger import estimate as estimate_cost
 
-        guess = estimate_cost(params for _n, _c, params, _b in read_requests(path))
+        # Each line was checked with its own betas above; here only sizes count.
+        betas = sorted({b for *_, line_betas in read_requests(path) for b in line_betas})
+        guess = estimate_cost((p for _n, _c, p, _b in read_requests(path)), betas=betas)
         click.echo(f"{path}: {total} requests, all valid; nothing enqueued (--dry-run)")
         click.echo(
             # Bounds, not averages: the worst case is what a spend cap reserves.
