@@ -47,6 +47,8 @@ class Request(Base):
     model: Mapped[str] = mapped_column(String(200))
     tags: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
     on_result: Mapped[str | None] = mapped_column(String(200))
+    # anthropic-beta names the request needs, sorted and comma-joined; its batch is made with them.
+    betas: Mapped[str | None] = mapped_column(String(2100))
     # The batch holding the request while it is in_batch.
     batch_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("batches.id", ondelete="SET NULL")

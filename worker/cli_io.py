@@ -1,7 +1,8 @@
 """Bulk in and out: `enqueue FILE.jsonl` and `results export`.
 
 The input file has the shape the API's batch create takes, one request a
-line: `{"custom_id": "...", "params": {...}}`. The custom_id becomes the
+line: `{"custom_id": "...", "params": {...}}`, with an optional `"betas": [...]`
+(anthropic-beta names, for beta parameters). The custom_id becomes the
 request's idempotency key, so enqueueing the same file twice adds nothing.
 The whole file is checked before anything is enqueued.
 """
@@ -25,7 +26,7 @@ from batchline.database import session_scope
 from batchline.domain.custom_ids import CUSTOM_ID_PATTERN
 from batchline.domain.results import renamed_line, result_object
 from batchline.domain.states import RequestState
-from batchline.domain.validation import InvalidRequest, encode_params
+from batchline.domain.validation import InvalidRequest, check_betas, encode_params
 
 CHUNK = 1_000
 
@@ -35,8 +36,8 @@ class BadLine(click.ClickException):
         super().__init__(f"{path}:{number}: {problem}")
 
 
-def read_requests(path: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    """(line number, custom_id, params) for each non-blank line; BadLine on the first fault."""
+def read_requests(path: Path) -> Iterator[tuple[int, str, dict[str, Any], list[str]]]:
+    """(line number, custom_id, params, betas) for each non-blank line; BadLine on a fault."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -44,7 +45,7 @@ def read_requests(path: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
             yield number, *_parse(path, number, raw)
 
 
-def _parse(path: Path, number: int, raw: bytes) -> tuple[str, dict[str, Any]]:
+def _parse(path: Path, number: int, raw: bytes) -> tuple[str, dict[str, Any], list[str]]:
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -55,7 +56,7 @@ def _parse(path: Path, number: int, raw: bytes) -> tuple[str, dict[str, Any]]:
         raise BadLine(path, number, f"invalid JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise BadLine(path, number, "each line must be an object {custom_id, params}")
-    extra = sorted(set(doc) - {"custom_id", "params"})
+    extra = sorted(set(doc) - {"custom_id", "params", "betas"})
     if extra:
         raise BadLine(path, number, f"unexpected field(s): {', '.join(extra)}")
     custom_id = doc.get("custom_id")
@@ -65,17 +66,18 @@ def _parse(path: Path, number: int, raw: bytes) -> tuple[str, dict[str, Any]]:
         )
     params = doc.get("params")
     try:
-        encode_params(params)
+        betas = check_betas(doc.get("betas"))
+        encode_params(params, betas=betas)
     except InvalidRequest as exc:
         raise BadLine(path, number, str(exc)) from None
-    return custom_id, params  # type: ignore[return-value]
+    return custom_id, params, betas  # type: ignore[return-value]
 
 
 def check_file(path: Path) -> int:
     """Check every line (and custom_id uniqueness) without enqueueing; returns the count."""
     seen: dict[str, int] = {}
     count = 0
-    for number, custom_id, _params in read_requests(path):
+    for number, custom_id, _params, _betas in read_requests(path):
         if custom_id in seen:
             raise BadLine(
                 path, number, f"custom_id {custom_id!r} already on line {seen[custom_id]}"
@@ -115,7 +117,9 @@ def _enqueue_file(path: Path, dry_run: bool, shown: str | None = None) -> None:
     if dry_run:
         from batchline.ledger import estimate as estimate_cost
 
-        guess = estimate_cost(params for _n, _c, params in read_requests(path))
+        # Each line was checked with its own betas above; here only sizes count.
+        betas = sorted({b for *_, line_betas in read_requests(path) for b in line_betas})
+        guess = estimate_cost((p for _n, _c, p, _b in read_requests(path)), betas=betas)
         click.echo(f"{path}: {total} requests, all valid; nothing enqueued (--dry-run)")
         click.echo(
             # Bounds, not averages: the worst case is what a spend cap reserves.
@@ -132,8 +136,8 @@ def _enqueue_file(path: Path, dry_run: bool, shown: str | None = None) -> None:
     with Producer(settings) as producer, Progress(transient=True) as progress:
         task = progress.add_task("enqueueing", total=total)
         batch: list[Item] = []
-        for _number, custom_id, params in read_requests(path):
-            batch.append(Item(params, key=custom_id, tags={"custom_id": custom_id}))
+        for _number, custom_id, params, betas in read_requests(path):
+            batch.append(Item(params, key=custom_id, tags={"custom_id": custom_id}, betas=betas))
             if len(batch) >= CHUNK:
                 known += _enqueue_chunk(producer, batch)
                 progress.advance(task, len(batch))

@@ -7,7 +7,7 @@ paid. The saving is against the synchronous price of the same tokens.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -87,14 +87,20 @@ def spend_by_tag(
     return {r[0]: _spend(r[1:], prices) for r in rows}
 
 
-def estimate(requests: Iterable[Mapping[str, Any]], table: PriceTable | None = None) -> Estimate:
+def estimate(
+    requests: Iterable[Mapping[str, Any]],
+    table: PriceTable | None = None,
+    *,
+    betas: Sequence[str] | None = None,
+) -> Estimate:
     """Before spending: request count, an upper bound on input tokens, and the worst
     case in USD at batch prices (as reserved under a spend cap: every prompt token at
-    its dearest rate, every request writing its full max_tokens). Invalid requests raise."""
+    its dearest rate, every request writing its full max_tokens). Invalid requests raise;
+    with `betas`, beta parameters are valid (as for `enqueue`)."""
     prices = table or load_prices()
     result = Estimate()
     for params in requests:
-        result.add(prices, params, len(encode_params(params)))
+        result.add(prices, params, len(encode_params(params, betas=betas)))
     return result
 
 

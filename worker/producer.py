@@ -15,7 +15,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,13 @@ from batchline.adapters.redis_health import broker_errors, make_client
 from batchline.backpressure import Backpressure
 from batchline.database import READ_ONLY, make_engine, make_session_factory
 from batchline.domain.custom_ids import new_request_id
-from batchline.domain.validation import InvalidRequest, check_key, check_tags, encode_params
+from batchline.domain.validation import (
+    InvalidRequest,
+    check_betas,
+    check_key,
+    check_tags,
+    encode_params,
+)
 from batchline.handles import RequestHandle, ResultReader
 from batchline.keys import RedisKeys
 from batchline.settings import Settings
@@ -45,6 +51,7 @@ class Item:
     tags: Mapping[str, Any] | None = None
     on_result: str | None = None
     max_attempts: int | None = None
+    betas: Sequence[str] | None = None
 
 
 class Producer:
@@ -108,8 +115,9 @@ class Producer:
         tags: Mapping[str, Any] | None = None,
         on_result: str | None = None,
         max_attempts: int | None = None,
+        betas: Sequence[str] | None = None,
     ) -> RequestHandle:
-        entry, checked_key = self._entry(Item(params, key, tags, on_result, max_attempts))
+        entry, checked_key = self._entry(Item(params, key, tags, on_result, max_attempts, betas))
         if self.settings.durable_enqueue:
             return RequestHandle(self.durable.add([(entry, checked_key)])[entry.request_id], self)
         with broker_errors("enqueueing"):
@@ -130,7 +138,7 @@ class Producer:
         size = 0
         for index, one in enumerate(options):
             try:
-                size += len(encode_params(one.params))
+                size += len(encode_params(one.params, betas=check_betas(one.betas)))
                 tags.append(_check_options(one))
             except InvalidRequest as exc:
                 raise InvalidRequest(f"item {index}: {exc}") from None
@@ -162,7 +170,7 @@ class Producer:
         return [RequestHandle(accepted[i].request_id, self, accepted[i].entry_id) for i in ids]
 
     def _entry(self, item: Item) -> tuple[IntakeEntry, str | None]:
-        body = encode_params(item.params)
+        body = encode_params(item.params, betas=check_betas(item.betas))
         return self._checked_entry(item, body, _check_options(item)), item.key
 
     @staticmethod
@@ -177,6 +185,8 @@ class Producer:
             meta["on_result"] = item.on_result
         if item.max_attempts is not None:
             meta["max_attempts"] = item.max_attempts
+        if item.betas:
+            meta["betas"] = check_betas(item.betas)
         return IntakeEntry(new_request_id(), body, meta)
 
     def handle(self, request_id: str) -> RequestHandle:
@@ -246,6 +256,7 @@ def enqueue(
     tags: Mapping[str, Any] | None = None,
     on_result: str | None = None,
     max_attempts: int | None = None,
+    betas: Sequence[str] | None = None,
 ) -> RequestHandle:
     """Enqueue one Messages API request body; returns its handle at once.
 
@@ -257,11 +268,13 @@ def enqueue(
         on_result: the name of a Celery task of yours, sent the request id once
             the result is stored (on the queue BATCHLINE_CALLBACK_QUEUE).
         max_attempts: attempts for retriable errors (default BATCHLINE_MAX_ATTEMPTS).
+        betas: anthropic-beta names (as the SDK's `betas=`): the request may use
+            beta parameters, and goes in a batch created with exactly these betas.
 
     Uses the default producer (settings from the environment, read once).
     """
     return default_producer().enqueue(
-        params, key=key, tags=tags, on_result=on_result, max_attempts=max_attempts
+        params, key=key, tags=tags, on_result=on_result, max_attempts=max_attempts, betas=betas
     )
 
 
@@ -272,6 +285,7 @@ async def aenqueue(
     tags: Mapping[str, Any] | None = None,
     on_result: str | None = None,
     max_attempts: int | None = None,
+    betas: Sequence[str] | None = None,
 ) -> RequestHandle:
     """`enqueue` for asyncio code: the Redis round trip runs off the event loop."""
     return await asyncio.to_thread(
@@ -281,6 +295,7 @@ async def aenqueue(
         tags=tags,
         on_result=on_result,
         max_attempts=max_attempts,
+        betas=betas,
     )
 
 
@@ -291,7 +306,7 @@ def enqueue_many(
 
     Args:
         items: request bodies, or `Item(params, key=..., tags=..., on_result=...,
-            max_attempts=...)` for per-request options.
+            max_attempts=..., betas=[...])` for per-request options.
         chunk: requests written per pipeline round trip.
     """
     return default_producer().enqueue_many(items, chunk=chunk)

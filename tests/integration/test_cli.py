@@ -353,3 +353,32 @@ def test_cli__status_watch_refreshes_in_a_terminal(status_env: dict[str, str]) -
     text = screen.decode(errors="replace")
     assert "batchline status" in text and "intake queue" in text
     assert "\x1b[" in text  # drawn with terminal control sequences, not plain lines
+
+
+def test_cli__enqueue_lines_with_betas_carry_them_to_the_store(
+    runner: CliRunner, on_emulator: Emulated, tmp_path: Path
+) -> None:
+    from sqlalchemy import select
+
+    from batchline.domain.validation import known_params
+    from batchline.models import Request
+
+    pipeline, _, _ = on_emulator
+    beta_only = sorted(known_params(beta=True) - known_params())[0]
+    beta_params = {**params("beta"), beta_only: None}
+    path = tmp_path / "betas.jsonl"
+    path.write_bytes(orjson.dumps({"custom_id": "beta", "params": beta_params}) + b"\n")
+    refused = runner.invoke(cli, ["enqueue", str(path)])
+    assert refused.exit_code == 1 and "beta parameters need betas=" in refused.output
+
+    lines = [
+        {"custom_id": "plain", "params": params("plain")},
+        {"custom_id": "beta", "params": beta_params, "betas": ["z-1", "a-1"]},
+    ]
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+    assert "2 requests, all valid" in invoke(runner, "enqueue", str(path), "--dry-run")
+    assert "enqueued 2 new requests" in invoke(runner, "enqueue", str(path))
+    run_once(pipeline)
+    with pipeline.sessions() as session:
+        stored = dict(session.execute(select(Request.idempotency_key, Request.betas)).all())
+    assert stored == {"plain": None, "beta": "a-1,z-1"}

@@ -458,3 +458,31 @@ def test_intake__key_reused_after_its_redis_entry_expired_ends_canceled(
         row = session.get(Request, again.id)
         assert row is not None and first.id in (row.last_error or "")
     assert first.status() == "queued"
+
+
+def test_assemble__requests_with_different_betas_never_share_a_batch(
+    pipeline: Pipeline,
+    producer: Callable[[Pipeline], Producer],
+    memory_api: MemoryBatchApi,
+    clock: Clock,
+) -> None:
+    plain = producer(pipeline).enqueue_many([PARAMS] * 2)
+    # The same set in another order and with a repeat: one group, one header.
+    beta = [
+        producer(pipeline).enqueue(PARAMS, betas=["b-2025-01-01", "a-2025-01-01"]),
+        producer(pipeline).enqueue(PARAMS, betas=["a-2025-01-01", "b-2025-01-01", "a-2025-01-01"]),
+    ]
+    plain.append(producer(pipeline).enqueue(PARAMS))
+
+    made = to_sql_and_submit(pipeline)
+
+    assert len(made) == 2
+    assert sorted(memory_api.create_betas) == [[], ["a-2025-01-01", "b-2025-01-01"]]
+    with pipeline.sessions() as session:
+        rows = session.execute(select(Request.id, Request.batch_id, Request.betas)).all()
+    by_id = {request_id: (batch_id, betas) for request_id, batch_id, betas in rows}
+    assert {by_id[h.id] for h in beta} == {(by_id[beta[0].id][0], "a-2025-01-01,b-2025-01-01")}
+    assert {by_id[h.id] for h in plain} == {(by_id[plain[0].id][0], None)}
+    clock.advance(5)
+    end_and_ingest(pipeline, memory_api)
+    assert {h.result(timeout=1).type for h in plain + beta} == {"succeeded"}

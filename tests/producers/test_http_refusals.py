@@ -164,3 +164,24 @@ def test_http__queue_full_is_429_with_retry_after_and_nothing_more_enqueued(
         )
     finally:
         procs.stop_all()
+
+
+def test_http__beta_parameter_needs_the_betas_field(api: Api, redis_url: str) -> None:
+    from batchline.domain.validation import known_params
+
+    beta_only = sorted(known_params(beta=True) - known_params())[0]
+    beta_params = {**PARAMS, beta_only: None}
+    status, kind, message = error_of(api.call("POST", "/v1/requests", beta_params))
+    assert (status, kind) == (400, "invalid_request_error") and "betas=" in message
+    assert queued(redis_url) == 0
+
+    envelope = {"params": beta_params, "betas": ["mcp-client-2025-04-04"]}
+    assert api.call("POST", "/v1/requests", envelope)[0] == 202
+    bad = {"params": beta_params, "betas": "mcp-client-2025-04-04"}
+    assert error_of(api.call("POST", "/v1/requests", bad))[0] == 400
+    client = redis.Redis.from_url(redis_url)
+    try:
+        [(_, fields)] = client.xrange(RedisKeys("batchline").intake_stream)
+    finally:
+        client.close()
+    assert json.loads(fields[b"m"])["betas"] == ["mcp-client-2025-04-04"]

@@ -29,6 +29,8 @@ from batchline.domain.states import (
 from batchline.domain.validation import (
     InvalidRequest,
     allowed_params,
+    check_betas,
+    check_entry_meta,
     encode_params,
     known_params,
 )
@@ -78,6 +80,34 @@ def test_validation__beta_parameters_need_betas() -> None:
     with pytest.raises(InvalidRequest, match="betas"):
         encode_params(body)
     assert beta_only[0] in orjson.loads(encode_params(body, betas=["some-beta-2025-01-01"]))
+
+
+def test_validation__beta_parameter_without_betas_is_refused_with_the_hint() -> None:
+    beta_only = sorted(known_params(beta=True) - known_params())
+    assert beta_only, "the installed SDK has beta-only parameters"
+    body = {**GOOD, beta_only[0]: None}
+    with pytest.raises(InvalidRequest, match=r"beta parameters need betas=\[\.\.\.\]"):
+        encode_params(body, betas=[])
+    # A parameter no type knows gets no beta hint: betas would not help it.
+    with pytest.raises(InvalidRequest, match="installed anthropic SDK") as refused:
+        encode_params({**GOOD, "temprature": 1}, betas=["x-2025-01-01"])
+    assert "betas=" not in str(refused.value)
+
+
+def test_validation__betas_are_normalised_and_checked() -> None:
+    assert check_betas(None) == [] and check_betas([]) == []
+    assert check_betas(["b-2", "a-1", "b-2"]) == ["a-1", "b-2"]
+    assert check_betas(("a-1",)) == ["a-1"]
+    for bad in ("a-1", ["a,b"], ["a b"], [""], [1], ["x" * 101], ["a"] * 21, {"a": 1}):
+        with pytest.raises(InvalidRequest, match="betas"):
+            check_betas(bad)
+
+
+def test_validation__entry_meta_takes_a_list_of_short_beta_names() -> None:
+    assert check_entry_meta({"betas": ["a-2025-01-01"]})["betas"] == ["a-2025-01-01"]
+    for bad in ("a-2025-01-01", ["a,b"], [None]):
+        with pytest.raises(InvalidRequest, match="betas"):
+            check_entry_meta({"betas": bad})
 
 
 def test_validation__good_params_encode_to_their_json() -> None:

@@ -8,7 +8,7 @@ Everything else keeps the SDK's retries, being safe to repeat.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -86,14 +86,19 @@ class AnthropicBatchApi:
     def close(self) -> None:
         self._client.close()
 
-    def create(self, body: Iterable[bytes]) -> RemoteBatch:
+    def create(self, body: Iterable[bytes], betas: Sequence[str] = ()) -> RemoteBatch:
         client = self._client.with_options(max_retries=0, timeout=self._create_timeout)
+        headers = {"content-type": "application/json"}
+        if betas:
+            # What the SDK's client.beta.messages.batches.create(betas=...) sends, with
+            # the body still streamed from SQL rather than built whole in memory.
+            headers["anthropic-beta"] = ",".join(betas)
         try:
             batch = client.post(
                 "/v1/messages/batches",
                 content=body,
                 cast_to=MessageBatch,
-                options={"headers": {"content-type": "application/json"}},
+                options={"headers": headers},
             )
         except anthropic.APIStatusError as exc:
             raise _classify_create_error(exc) from None

@@ -6,7 +6,7 @@ in-memory implementation of the same port for unit tests of the services.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -71,8 +71,9 @@ class ApiUnavailable(Exception):
 
 
 class BatchApi(Protocol):
-    def create(self, body: Iterable[bytes]) -> RemoteBatch:
-        """POST the JSON body (streamed), exactly once: never retried here."""
+    def create(self, body: Iterable[bytes], betas: Sequence[str] = ()) -> RemoteBatch:
+        """POST the JSON body (streamed), exactly once: never retried here. With
+        `betas`, through the beta endpoint with those names in anthropic-beta."""
         ...
 
     def retrieve(self, remote_id: str) -> RemoteBatch: ...

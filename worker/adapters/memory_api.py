@@ -8,7 +8,7 @@ create's answer after making the batch, the case the reconciler exists for.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -57,9 +57,11 @@ class MemoryBatchApi:
     batches: dict[str, _Stored] = field(default_factory=dict)
     create_calls: int = 0
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    create_betas: list[list[str]] = field(default_factory=list)
 
-    def create(self, body: Iterable[bytes]) -> RemoteBatch:
+    def create(self, body: Iterable[bytes], betas: Sequence[str] = ()) -> RemoteBatch:
         self.create_calls += 1
+        self.create_betas.append(list(betas))
         if self.refuse_next_creates:
             raise self.refuse_next_creates.pop(0)
         doc = orjson.loads(b"".join(body))

@@ -149,13 +149,27 @@ def _not_held(held_models: Sequence[str] = ()) -> Any:
     return and_(free, Request.model.not_in(list(held_models))) if held_models else free
 
 
+def oldest_queued_betas(session: Session, held_models: Sequence[str] = ()) -> str | None:
+    """The betas of the oldest queued request: the group the next batch is cut from."""
+    stmt = (
+        select(Request.betas)
+        .where(Request.state == RequestState.QUEUED, _not_held(held_models))
+        .order_by(Request.created_at, Request.id)
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
 def lock_queued_requests(
-    session: Session, limit: int, held_models: Sequence[str] = ()
+    session: Session, limit: int, held_models: Sequence[str] = (), betas: str | None = None
 ) -> list[tuple[str, int]]:
-    """The oldest queued requests, locked; rows another claimer holds are skipped."""
+    """The oldest queued requests with exactly these betas, locked; rows another
+    claimer holds are skipped. A batch is created with one anthropic-beta header,
+    so requests with different betas never share one."""
+    same_betas = Request.betas.is_(None) if betas is None else Request.betas == betas
     stmt = (
         select(Request.id, Request.params_bytes)
-        .where(Request.state == RequestState.QUEUED, _not_held(held_models))
+        .where(Request.state == RequestState.QUEUED, _not_held(held_models), same_betas)
         .order_by(Request.created_at, Request.id)
         .limit(limit)
         # Two claimers never take the same request: each skips the other's locked rows.
@@ -256,6 +270,13 @@ def deployment_name(session: Session, configured: str, now: datetime) -> str:
         stored = session.get(Control, DEPLOYMENT_CONTROL)
     assert stored is not None and stored.value
     return check_deployment(stored.value)
+
+
+def batch_betas(conn: Connection | Session, batch_id: int) -> list[str]:
+    """The anthropic-beta names a batch is created with (its requests all share them)."""
+    stmt = select(Request.betas).where(Request.batch_id == batch_id).limit(1)
+    joined = conn.execute(stmt).scalar()
+    return joined.split(",") if joined else []
 
 
 def iter_batch_body(

@@ -33,6 +33,9 @@ MAX_ON_RESULT_LENGTH = 200
 # Enqueue times a stream entry may carry: 1970 to 9999 (datetime's range).
 MAX_TIMESTAMP = 253_402_300_799
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")
+# anthropic-beta names ("context-management-2025-06-27"): short, header-safe, no commas.
+_BETA_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+MAX_BETAS = 20
 
 
 class InvalidRequest(ValueError):
@@ -94,6 +97,23 @@ def check_key(key: object) -> str | None:
     return key
 
 
+def check_betas(betas: object) -> list[str]:
+    """The anthropic-beta names a request needs, deduplicated and sorted (the
+    batch's header, and the group it is assembled in); [] for none."""
+    if betas is None:
+        return []
+    if isinstance(betas, str) or not isinstance(betas, Sequence):
+        raise InvalidRequest(f"betas must be a list of strings, got {type(betas).__name__}")
+    if len(betas) > MAX_BETAS or not all(
+        isinstance(b, str) and _BETA_PATTERN.match(b) for b in betas
+    ):
+        raise InvalidRequest(
+            f"betas must be at most {MAX_BETAS} names of 1-100 letters, digits, '.', '_' or '-',"
+            f" got {list(betas)!r:.80}"
+        )
+    return sorted(set(betas))
+
+
 def check_tags(tags: object) -> dict[str, str | int | float | bool | None]:
     if tags is None:
         return {}
@@ -134,6 +154,7 @@ def check_entry_meta(meta: object) -> dict[str, Any]:
         raise InvalidRequest(f"t must be a time in seconds since 1970, got {stamp!r:.40}")
     check_key(meta.get("key"))
     check_tags(meta.get("tags"))
+    check_betas(meta.get("betas"))
     for name, limit in (("model", MAX_MODEL_LENGTH), ("on_result", MAX_ON_RESULT_LENGTH)):
         value = meta.get(name)
         if value is not None and not _storable_name(value, limit):

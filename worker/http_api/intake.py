@@ -17,7 +17,7 @@ from batchline.http_api.errors import ApiError, from_enqueue, invalid
 from batchline.producer import Item, Producer
 
 # Fields beside `params` in an envelope or a JSONL line; anything else is refused.
-OPTION_FIELDS = ("key", "tags", "on_result", "max_attempts")
+OPTION_FIELDS = ("key", "tags", "on_result", "max_attempts", "betas")
 # Issue 15 (deadlines and priority) is not built yet: refused, never dropped.
 UNSUPPORTED_FIELDS = ("priority", "deadline")
 CHUNK = 500

@@ -91,6 +91,11 @@ def document() -> dict[str, Any]:
                         "tags": {"type": "object"},
                         "on_result": {"type": "string", "description": "a Celery task name"},
                         "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
+                        "betas": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "anthropic-beta names: allows beta parameters",
+                        },
                     },
                 },
                 "RequestState": {
@@ -151,7 +156,8 @@ def document() -> dict[str, Any]:
                             "application/jsonl": {
                                 "schema": {
                                     "type": "string",
-                                    "description": "lines {custom_id, params, [tags, on_result]}",
+                                    "description": "lines {custom_id, params,"
+                                    " [tags, on_result, betas]}",
                                 }
                             },
                         },

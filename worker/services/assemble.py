@@ -40,7 +40,9 @@ def assemble_batches(pipeline: Pipeline, max_batches: int = 10) -> list[int]:
                 waited = max(waited, settings.max_wait_seconds)
             if not should_cut(count, size, waited, limits, settings.max_wait_seconds):
                 break
-            candidates = store.lock_queued_requests(session, limits.max_requests, held)
+            # One batch, one anthropic-beta header: cut from the oldest request's group.
+            betas = store.oldest_queued_betas(session, held)
+            candidates = store.lock_queued_requests(session, limits.max_requests, held, betas)
             sizes = dict(candidates)
             chosen = list(take_while_fits(candidates, limits))
             if not chosen:

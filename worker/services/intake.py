@@ -25,6 +25,7 @@ from batchline.adapters.intake import (
 )
 from batchline.domain.prefix import prefix_hash
 from batchline.domain.states import RequestState
+from batchline.domain.validation import check_betas
 from batchline.services.context import Pipeline
 from batchline.services.isolate import one_line, store_isolating
 
@@ -156,6 +157,8 @@ def request_row(entry: IntakeEntry, default_max_attempts: int, now: datetime) ->
         "model": model if isinstance(model, str) else "",
         "tags": meta.get("tags") or None,
         "on_result": meta.get("on_result"),
+        # Normalised (sorted, unique) so equal sets group into one batch.
+        "betas": ",".join(check_betas(meta.get("betas"))) or None,
         "batch_id": None,
         "attempts": 0,
         "charged_attempts": 0,

@@ -61,7 +61,8 @@ def submit_batch(pipeline: Pipeline, batch_id: int) -> str:
         deployment = store.deployment_name(session, pipeline.settings.deployment, now)
     try:
         with pipeline.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-            remote = pipeline.api.create(store.iter_batch_body(conn, batch_id, deployment))
+            betas = store.batch_betas(conn, batch_id)
+            remote = pipeline.api.create(store.iter_batch_body(conn, batch_id, deployment), betas)
     except CreateNotAccepted as exc:
         wait = max(exc.retry_after or 0.0, min(MAX_BACKOFF_SECONDS, 2.0**tries))
         with pipeline.sessions.begin() as session:
