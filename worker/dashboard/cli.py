@@ -24,11 +24,10 @@ def _is_loopback(host: str) -> bool:
 @click.option("--port", default=8710, show_default=True, type=int, help="Port to listen on.")
 def dashboard(host: str, port: int) -> None:
     """Serve the web dashboard: queue, batches, requests, spend; live, with actions."""
-    import uvicorn
-
     from batchline.cli import load_settings
     from batchline.dashboard.app import create_app
     from batchline.logs import configure
+    from batchline.web import serve_app
 
     settings = load_settings()
     # Like Flower in compose: reachable beyond this machine only behind a login.
@@ -38,4 +37,4 @@ def dashboard(host: str, port: int) -> None:
         )
     configure()
     logging.getLogger("batchline.dashboard").info("dashboard on http://%s:%d", host, port)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    serve_app(create_app(settings), host, port)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import signal
-
 import click
 
 from batchline.cli import friendly_errors, load_settings
+from batchline.web import serve_app
 
 
 @click.command()
@@ -16,7 +15,6 @@ from batchline.cli import friendly_errors, load_settings
 @friendly_errors
 def serve(bind: str | None) -> None:
     """Serve the HTTP intake API (POST /v1/requests, GET /v1/requests/ID, ...)."""
-    import uvicorn
 
     from batchline.http_api.app import create_app
 
@@ -25,9 +23,5 @@ def serve(bind: str | None) -> None:
     if not host or not port.isdigit():
         raise click.ClickException(f"--bind must be host:port, got {bind!r}")
     app = create_app(settings)  # checks the tokens before listening
-    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal
-    # to the handler that was there before it; a no-op one makes that a clean exit 0.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: None)
     click.echo(f"batchline serve listening on http://{host}:{port}", err=True)
-    uvicorn.run(app, host=host, port=int(port), log_level="warning", access_log=False)
+    serve_app(app, host, int(port))
