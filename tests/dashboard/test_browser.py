@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):  # pragma: no cover
         allow_module_level=True,
     )
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -106,8 +108,18 @@ def _log_in(driver: Any) -> None:
     )
 
 
+def _fresh(read: Callable[[], Any], tries: int = 20) -> Any:
+    """`read()`, again when the page's live refresh swapped the element out mid-read."""
+    for _ in range(tries - 1):
+        try:
+            return read()
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    return read()
+
+
 def _text(driver: Any, element_id: str) -> str:
-    return str(driver.find_element(By.ID, element_id).text)
+    return str(_fresh(lambda: driver.find_element(By.ID, element_id).text))
 
 
 def _figure(driver: Any, element_id: str) -> int:
@@ -131,7 +143,12 @@ def _screenshot_not_blank(driver: Any, path: Path) -> None:
 
 def _wait(driver: Any, what: str, predicate: Callable[[Any], bool], timeout: float = 60) -> None:
     try:
-        WebDriverWait(driver, timeout, poll_frequency=0.3).until(predicate)
+        WebDriverWait(
+            driver,
+            timeout,
+            poll_frequency=0.3,
+            ignored_exceptions=(StaleElementReferenceException,),
+        ).until(predicate)
     except Exception as exc:  # selenium's TimeoutException, with the page for the reader
         raise AssertionError(f"timed out waiting for {what}:\n{driver.page_source[:3000]}") from exc
 
@@ -177,8 +194,10 @@ def test_dashboard__in_a_real_browser(
         with sessions() as session:
             batch_ids = list(session.scalars(select(Batch.id).order_by(Batch.id)))
         browser.get(f"{base}/batches")
-        rows = browser.find_elements(By.CSS_SELECTOR, "#batches a")
-        assert {int(a.text) for a in rows} == set(batch_ids)
+        shown = _fresh(
+            lambda: {int(a.text) for a in browser.find_elements(By.CSS_SELECTOR, "#batches a")}
+        )
+        assert shown == set(batch_ids)
         _screenshot_not_blank(browser, shots / "batches.png")
         browser.get(f"{base}/batches?state=prepared")
         assert "no batches in state prepared" in _text(browser, "batches")
@@ -241,7 +260,7 @@ def test_dashboard__in_a_real_browser(
 
 
 def _text_attr(driver: Any, element_id: str, name: str) -> str:
-    return str(driver.find_element(By.ID, element_id).get_attribute(name))
+    return str(_fresh(lambda: driver.find_element(By.ID, element_id).get_attribute(name)))
 
 
 def _now() -> Any:
