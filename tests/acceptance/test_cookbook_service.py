@@ -19,7 +19,7 @@ from batchline.emulator import EmulatorServer
 from batchline.models import Batch, Request
 from batchline.producer import Producer
 from batchline.settings import Settings
-from tests.support.processes import ServiceProcesses, service_env
+from harness.processes import ServiceProcesses, service_env
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.integration]
 

@@ -14,8 +14,8 @@ import pytest
 from batchline.emulator import EmulatorServer
 from batchline.producer import Producer
 from batchline.settings import Settings
-from tests.support.processes import ServiceProcesses, service_env, wait_for
-from tests.support.redis_server import PrivateRedis
+from harness.processes import ServiceProcesses, service_env, wait_for
+from harness.redis_server import PrivateRedis
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.integration]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import wait_for
+from harness.processes import wait_for
 
 pytestmark = pytest.mark.acceptance
 

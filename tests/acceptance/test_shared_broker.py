@@ -13,10 +13,10 @@ import redis
 from batchline.emulator import EmulatorServer
 from batchline.producer import Producer
 from batchline.settings import Settings
-from tests.support.callback_app import RECEIVED
-from tests.support.callback_app import app as application
-from tests.support.processes import CELERY, ServiceProcesses, service_env, wait_for
-from tests.support.redis_server import PrivateRedis
+from harness.callback_app import RECEIVED
+from harness.callback_app import app as application
+from harness.processes import CELERY, ServiceProcesses, service_env, wait_for
+from harness.redis_server import PrivateRedis
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.integration]
 
@@ -61,7 +61,7 @@ def both(
         [
             CELERY[0],
             "-A",
-            "tests.support.callback_app:app",
+            "harness.callback_app:app",
             "worker",
             "--concurrency=1",
             "-n",

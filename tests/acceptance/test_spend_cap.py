@@ -19,7 +19,7 @@ from batchline.emulator import EmulatorServer
 from batchline.models import Batch, Result
 from batchline.producer import Item, Producer
 from batchline.settings import Settings
-from tests.support.processes import BIN, ServiceProcesses, service_env, wait_for
+from harness.processes import BIN, ServiceProcesses, service_env, wait_for
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.integration]
 

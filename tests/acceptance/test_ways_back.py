@@ -18,8 +18,8 @@ from batchline.emulator import EmulatorServer
 from batchline.models import Batch
 from batchline.producer import Item, Producer
 from batchline.settings import Settings
-from tests.support.callback_app import RECEIVED
-from tests.support.processes import CELERY, ServiceProcesses, service_env, wait_for
+from harness.callback_app import RECEIVED
+from harness.processes import CELERY, ServiceProcesses, service_env, wait_for
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.integration]
 
@@ -45,7 +45,7 @@ def service(
         [
             CELERY[0],
             "-A",
-            "tests.support.callback_app:app",
+            "harness.callback_app:app",
             "worker",
             "-Q",
             "batchline-callbacks",

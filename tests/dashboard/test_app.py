@@ -19,7 +19,7 @@ from batchline.dashboard.app import create_app, parse_users
 from batchline.models import Batch, Request, Result
 from batchline.producer import Item, Producer
 from batchline.settings import Settings, SettingsError
-from tests.support.emulated import Emulated, poll_and_ingest, run_once
+from harness.emulated import Emulated, poll_and_ingest, run_once
 
 pytestmark = pytest.mark.integration
 

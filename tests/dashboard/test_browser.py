@@ -24,8 +24,8 @@ from batchline.emulator import EmulatorServer
 from batchline.models import Batch, Request
 from batchline.producer import Item, Producer
 from batchline.settings import Settings
-from tests.support.processes import BIN, ServiceProcesses, service_env, wait_for
-from tests.support.redis_server import free_port
+from harness.processes import BIN, ServiceProcesses, service_env, wait_for
+from harness.redis_server import free_port
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.integration]
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from batchline.emulator import EmulatorServer
-from tests.support.processes import ServiceProcesses, wait_for
-from tests.support.redis_server import PrivateRedis
+from harness.processes import ServiceProcesses, wait_for
+from harness.redis_server import PrivateRedis
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.integration]
 

@@ -30,8 +30,8 @@ from batchline.metrics import registry_for
 from batchline.models import Batch, Request, Result
 from batchline.producer import Producer
 from batchline.settings import Settings
-from tests.support.hostile_api import HostileApi
-from tests.support.poison import (
+from harness.hostile_api import HostileApi
+from harness.poison import (
     PARAMS,
     POISON_ENTRIES,
     HostileResults,
@@ -43,7 +43,7 @@ from tests.support.poison import (
     stream_fields,
     write_poison,
 )
-from tests.support.processes import ServiceProcesses, service_env, wait_for
+from harness.processes import ServiceProcesses, service_env, wait_for
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.acceptance]
 

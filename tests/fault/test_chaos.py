@@ -11,7 +11,7 @@ emulator made is known to SQL, and duplicate spend is counted.
 
 CI scale: BATCHLINE_CHAOS_REQUESTS (default 3000) over BATCHLINE_CHAOS_SECONDS
 (default 90) of faults. By hand, larger:
-    .venv/bin/python scripts/chaos.py --requests 20000 --minutes 10
+    .venv/bin/python -m harness.run_chaos --requests 20000 --minutes 10
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.chaos import ChaosPlan, ChaosRun
+from harness.chaos import ChaosPlan, ChaosRun
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration]
 

@@ -1,7 +1,7 @@
 """Lost creates, other clients of the same key, skewed clocks: through the running service.
 
 Given a real celery worker (concurrency 4) and beat on PostgreSQL and the
-emulator with a create fault (tests/support/create_faults.py); when requests
+emulator with a create fault (harness/create_faults.py); when requests
 are enqueued and submitted through it; then every request ends final, none is
 sent twice, none is charged an attempt it did not have, none fails without
 being sent, and every remote batch is known to SQL (foreign ones counted).
@@ -21,7 +21,7 @@ from batchline.database import make_engine
 from batchline.emulator import EmulatorServer
 from batchline.producer import Producer
 from batchline.settings import Settings
-from tests.support.create_faults import (
+from harness.create_faults import (
     CreateAccount,
     account,
     api_clock_behind,
@@ -33,7 +33,7 @@ from tests.support.create_faults import (
     plain_custom_ids,
     unnamed_batchline_custom_ids,
 )
-from tests.support.processes import BIN, ServiceProcesses, service_env, wait_for
+from harness.processes import BIN, ServiceProcesses, service_env, wait_for
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration]
 

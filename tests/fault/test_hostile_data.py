@@ -29,9 +29,9 @@ from batchline.producer import Producer
 from batchline.services import ingest, poll
 from batchline.services.context import Pipeline
 from batchline.tasks import _left_for_next_sweep
+from harness.emulated import ShiftedClock, final_states, run_once
+from harness.hostile_api import HostileApi
 from tests.conftest import make_settings
-from tests.support.emulated import ShiftedClock, final_states, run_once
-from tests.support.hostile_api import HostileApi
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.emulator]
 

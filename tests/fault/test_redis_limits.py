@@ -28,8 +28,8 @@ from batchline.metrics import registry_for
 from batchline.models import Request
 from batchline.producer import Item, Producer
 from batchline.settings import Settings
-from tests.support.processes import ServiceProcesses, service_env, wait_for
-from tests.support.redis_faults import (
+from harness.processes import ServiceProcesses, service_env, wait_for
+from harness.redis_faults import (
     LimitedRedis,
     fill_until_refused,
     forget,

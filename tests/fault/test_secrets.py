@@ -29,8 +29,8 @@ from batchline.emulator import EmulatorServer, FaultConfig
 from batchline.models import Request
 from batchline.producer import Producer
 from batchline.settings import Settings
-from tests.support.processes import CELERY, ServiceProcesses, service_env, wait_for
-from tests.support.redis_server import free_port
+from harness.processes import CELERY, ServiceProcesses, service_env, wait_for
+from harness.redis_server import free_port
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.acceptance]
 

@@ -24,7 +24,7 @@ from batchline.models import Batch, Request, Result
 from batchline.producer import Producer
 from batchline.services import assemble, ingest, intake, poll, submit
 from batchline.services.context import Pipeline
-from tests.support.poison import PARAMS, dead_letters
+from harness.poison import PARAMS, dead_letters
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from batchline.adapters import queries
 from batchline.domain.prefix import prefix_hash, with_hour_breakpoints
 from batchline.models import Batch, Result
 from batchline.producer import Producer
-from tests.support.emulated import Emulated, poll_and_ingest, run_once
+from harness.emulated import Emulated, poll_and_ingest, run_once
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from batchline.emulator import EmulatorServer
 from batchline.keys import RedisKeys
 from batchline.metrics import registry_for
 from batchline.services.context import Pipeline
-from tests.support.emulated import ShiftedClock, poll_and_ingest, run_once
+from harness.emulated import ShiftedClock, poll_and_ingest, run_once
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from batchline.models import Batch, Request, Result
 from batchline.producer import Item, Producer
 from batchline.services import ingest
 from batchline.services.context import Pipeline
-from tests.support.emulated import Emulated, poll_and_ingest, run_once
+from harness.emulated import Emulated, poll_and_ingest, run_once
 
 pytestmark = pytest.mark.integration
 

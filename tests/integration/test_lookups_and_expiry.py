@@ -11,7 +11,7 @@ from sqlalchemy import update
 from batchline.cli import cli
 from batchline.models import Batch
 from batchline.producer import Item, Producer
-from tests.support.emulated import Emulated, poll_and_ingest, run_once
+from harness.emulated import Emulated, poll_and_ingest, run_once
 
 pytestmark = pytest.mark.integration
 

@@ -22,13 +22,13 @@ from batchline.producer import Producer
 from batchline.services import assemble, reconcile, submit
 from batchline.services.context import Pipeline
 from batchline.services.intake import run_intake
-from tests.conftest import Clock
-from tests.integration.test_pipeline import end_and_ingest, states, to_sql_and_submit
-from tests.support.create_faults import (
+from harness.create_faults import (
     other_deployment_custom_ids,
     plain_custom_ids,
     unnamed_batchline_custom_ids,
 )
+from tests.conftest import Clock
+from tests.integration.test_pipeline import end_and_ingest, states, to_sql_and_submit
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from batchline.cli import cli
 from batchline.emulator import EmulatorServer
 from batchline.producer import Producer
 from batchline.services.pauses import clear_key_pause
-from tests.support.emulated import Emulated, run_once
+from harness.emulated import Emulated, run_once
 
 pytestmark = pytest.mark.integration
 

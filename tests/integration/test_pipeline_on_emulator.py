@@ -17,7 +17,7 @@ from batchline.models import Batch
 from batchline.producer import Producer
 from batchline.services import reconcile
 from batchline.services.context import Pipeline
-from tests.support.emulated import ShiftedClock, final_states, poll_and_ingest, run_once
+from harness.emulated import ShiftedClock, final_states, poll_and_ingest, run_once
 
 pytestmark = [pytest.mark.integration, pytest.mark.emulator]
 

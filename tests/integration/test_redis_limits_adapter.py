@@ -11,7 +11,7 @@ from batchline.adapters.intake import IntakeEntry, RedisIntakeStream
 from batchline.keys import RedisKeys
 from batchline.producer import Item, Producer
 from batchline.settings import Settings
-from tests.support.redis_faults import LimitedRedis, fill_until_refused, limited_redis, params
+from harness.redis_faults import LimitedRedis, fill_until_refused, limited_redis, params
 
 __all__ = ["limited_redis"]  # a fixture, used by name
 

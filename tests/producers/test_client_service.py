@@ -17,7 +17,7 @@ from batchline import cookbook
 from batchline import producer as producer_module
 from batchline.producer import Producer
 from batchline.settings import Settings
-from tests.support.processes import ServiceProcesses, service_env
+from harness.processes import ServiceProcesses, service_env
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.integration]
 

@@ -15,8 +15,8 @@ from batchline import cookbook
 from batchline.domain.validation import InvalidRequest, encode_params
 from batchline.http_api.openapi import document
 from batchline.keys import RedisKeys
+from harness.processes import ServiceProcesses, service_env
 from tests.producers.http_service import ADMIN_TOKEN, BODY_LIMIT, Api, start_serve
-from tests.support.processes import ServiceProcesses, service_env
 
 pytestmark = [pytest.mark.integration]
 CHECKED_IN = Path(__file__).parents[2] / "worker" / "http_api" / "openapi.json"

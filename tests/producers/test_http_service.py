@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from batchline import cookbook
+from harness.processes import ServiceProcesses, service_env
 from tests.producers.http_service import ACME_TOKEN, ADMIN_TOKEN, GLOBEX_TOKEN, Api, start_serve
-from tests.support.processes import ServiceProcesses, service_env
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.integration]
 CURL = shutil.which("curl")

@@ -21,7 +21,7 @@ from batchline.domain.results import (
 )
 from batchline.domain.validation import InvalidRequest, check_tags, encode_params
 from batchline.services.isolate import store_isolating
-from tests.support.poison import PARAMS, POISON_ENTRIES
+from harness.poison import PARAMS, POISON_ENTRIES
 
 
 def lines_of(chunks: Sequence[bytes], limit: int) -> list[bytes | Overlong]:

@@ -23,7 +23,7 @@ import redis
 from batchline.errors import QueueFull
 from batchline.producer import Producer
 from batchline.settings import Settings
-from tests.support.redis_server import PrivateRedis
+from harness.redis_server import PrivateRedis
 
 MAXMEMORY = "20mb"
 BODY = "x" * 4000

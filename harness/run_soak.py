@@ -1,6 +1,6 @@
 """The soak run by hand: sustained enqueueing with worker and beat running.
 
-    .venv/bin/python scripts/soak.py --minutes 10 --rate 200
+    .venv/bin/python -m harness.run_soak --minutes 10 --rate 200
 
 Starts the emulator (batches end at once), a `celery worker` and `celery beat`
 against a throwaway PostgreSQL database and Redis db 13, enqueues `--rate`
@@ -29,8 +29,8 @@ from batchline.emulator import EmulatorServer
 from batchline.models import Request
 from batchline.producer import Producer
 from batchline.settings import Settings
-from tests.support.chaos import scratch_database
-from tests.support.processes import ServiceProcesses, service_env
+from harness.chaos import scratch_database
+from harness.processes import ServiceProcesses, service_env
 
 PG_ADMIN_URL = os.environ.get(
     "BATCHLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

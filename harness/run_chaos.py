@@ -1,6 +1,6 @@
 """The chaos run by hand, at any scale (the CI test runs a small one).
 
-    .venv/bin/python scripts/chaos.py --requests 20000 --minutes 10
+    .venv/bin/python -m harness.run_chaos --requests 20000 --minutes 10
 
 Needs PostgreSQL at BATCHLINE_TEST_PG_URL (default postgres@127.0.0.1:5432,
 a throwaway database is made and dropped) and `redis-server` on PATH (a
@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.chaos import ChaosPlan, ChaosRun, scratch_database
+from harness.chaos import ChaosPlan, ChaosRun, scratch_database
 
 PG_ADMIN_URL = os.environ.get(
     "BATCHLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -1,6 +1,6 @@
 """The chaos run: real processes, real faults, then an accounting of every request.
 
-Shared by `tests/fault/test_chaos.py` (CI scale) and `scripts/chaos.py` (by hand,
+Shared by `tests/fault/test_chaos.py` (CI scale) and `harness/run_chaos.py` (by hand,
 e.g. 20,000 requests over 10 minutes). While requests are enqueued in chunks,
 >= 2 `celery worker`s and `celery beat` run against PostgreSQL (through a
 `TcpProxy` that plays an outage), a private AOF `redis-server` (SIGKILLed and
@@ -32,9 +32,9 @@ from batchline.emulator.admin import Records
 from batchline.producer import Item, Producer
 from batchline.settings import Settings
 from bench.environment import scratch_postgres
-from tests.support.processes import ServiceProcesses, service_env
-from tests.support.redis_server import PrivateRedis
-from tests.support.tcp_proxy import TcpProxy
+from harness.processes import ServiceProcesses, service_env
+from harness.redis_server import PrivateRedis
+from harness.tcp_proxy import TcpProxy
 
 Say = Callable[[str], None]
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anthropic
+from anthropic.types.message_create_params import MessageCreateParamsNonStreaming
 from sqlalchemy import text
 
 from batchline.database import make_engine
@@ -82,14 +83,14 @@ def foreign_batch(
     emulator: EmulatorServer, custom_ids: Sequence[str], api_key: str = "sk-ant-test-acceptance"
 ) -> str:
     """Another client of the same API key makes a batch; returns its id."""
-    params = {
+    params: MessageCreateParamsNonStreaming = {
         "model": "claude-test",
         "max_tokens": 16,
         "messages": [{"role": "user", "content": "x"}],
     }
     with anthropic.Anthropic(api_key=api_key, base_url=emulator.base_url, max_retries=0) as client:
         batch = client.messages.batches.create(
-            requests=[{"custom_id": c, "params": params} for c in custom_ids]  # type: ignore[misc]
+            requests=[{"custom_id": c, "params": params} for c in custom_ids]
         )
     return batch.id
 

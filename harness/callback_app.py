@@ -1,7 +1,7 @@
 """A second Celery app, as an application would have, that receives batchline's callbacks.
 
 Its one task records each request id it is handed in a Redis list, so a test
-can count deliveries. Run: celery -A tests.support.callback_app:app worker -Q batchline-callbacks
+can count deliveries. Run: celery -A harness.callback_app:app worker -Q batchline-callbacks
 """
 
 from __future__ import annotations
