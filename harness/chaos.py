@@ -209,27 +209,36 @@ class ChaosRun:
     # -- settling ----------------------------------------------------------
 
     def _settle(self, stage: Stage) -> None:
-        """Waits until every request is final; times it from the moment the backlog
-        drained: the faults over (they are, now), the intake stream empty and no
-        request queued for a batch (every one is in a batch, or final)."""
+        """Waits (bounded) until every request is final. Measures, from the end of
+        the faults, the longest stall (no request became final while some were
+        open) and the time from the drain (intake stream empty, nothing queued
+        for a batch) to the last request final."""
         engine = make_engine(self.db_url)
         client = stage.redis_client()
+        f = self.figures
         try:
             deadline = time.monotonic() + self.plan.settle_seconds
             drained: float | None = None
-            last_note = 0.0
+            last_progress = last_note = time.monotonic()
+            before: int | None = None
             while time.monotonic() < deadline:
+                now = time.monotonic()
                 open_requests, queued = self._open_requests(engine)
+                if before is None or open_requests < before:
+                    last_progress = now
+                before = open_requests
+                f.longest_stall_seconds = max(f.longest_stall_seconds, now - last_progress)
                 if drained is None and not queued and _intake_depth(client) == 0:
-                    drained = time.monotonic()
+                    drained = now
                     self.say("chaos: backlog drained (faults over, intake and queue empty)")
                 if not open_requests and drained is not None:
-                    self.figures.recovery_seconds = time.monotonic() - drained
+                    f.recovery_seconds = now - drained
                     return
-                if time.monotonic() - last_note > 10:
+                if now - last_note > 10:
                     self.say(f"chaos: settling: {open_requests} requests not final or not in SQL")
-                    last_note = time.monotonic()
+                    last_note = now
                 time.sleep(0.5)
+            f.longest_stall_seconds = max(f.longest_stall_seconds, deadline - last_progress)
             self.say("chaos: settling timed out; counting what is there")
         finally:
             client.close()

@@ -61,13 +61,13 @@ QUIET_FAULTS = FaultConfig(processing_seconds=1.0)
 
 @dataclass(frozen=True)
 class ChaosPlan:
-    requests: int = 1_200
+    requests: int = 800
     fault_seconds: float = 30.0
     settle_seconds: float = 240.0
     workers: int = 2
     concurrency: int = 4
     kills: int = 3
-    max_batch_requests: int = 25
+    max_batch_requests: int = 20
     # Creates made by the API and answered 500, all at once and of one size
     # (a backlog of lost_creates * max_batch_requests enqueued in one go).
     lost_creates: int = 20
@@ -75,7 +75,7 @@ class ChaosPlan:
     # How long Redis stays at maxmemory (writes refused) before the limit lifts.
     full_redis_seconds: float = 8.0
     # Headroom left above Redis's used memory when maxmemory is set.
-    full_redis_headroom: int = 2 << 20
+    full_redis_headroom: int = 1 << 20
     seed: int = 8
 
     def __post_init__(self) -> None:

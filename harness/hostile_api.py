@@ -142,7 +142,12 @@ class _Handler(BaseHTTPRequestHandler):
         if spoiled is not None:
             self._send_whole(200, [("content-type", "application/json")], spoiled)
             return
-        status, headers, body = self._forward(method)
+        try:
+            status, headers, body = self._forward(method)
+        except (http.client.HTTPException, OSError):
+            # The emulator hung up without an answer (a lost create): so does the relay.
+            self.close_connection = True
+            return
         if not (path.endswith("/results") and status == 200):
             self._send_whole(status, headers, body)
             return

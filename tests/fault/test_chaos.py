@@ -25,7 +25,7 @@ waiting: a lost create is judged only after the create timeout plus the
 clock-skew allowance, and then at the next reconcile (5 + 5 + 2 s here); with
 the 10 s ingest lease the bound is 34 s.
 
-CI scale: BATCHLINE_CHAOS_REQUESTS (default 1200) over BATCHLINE_CHAOS_SECONDS
+CI scale: BATCHLINE_CHAOS_REQUESTS (default 800) over BATCHLINE_CHAOS_SECONDS
 (default 30) of faults. By hand, larger:
     .venv/bin/python -m harness.run_chaos --requests 20000
 """
@@ -42,7 +42,7 @@ from harness.poison import POISON_ENTRIES
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration]
 
-REQUESTS = int(os.environ.get("BATCHLINE_CHAOS_REQUESTS", "1200"))
+REQUESTS = int(os.environ.get("BATCHLINE_CHAOS_REQUESTS", "800"))
 FAULT_SECONDS = float(os.environ.get("BATCHLINE_CHAOS_SECONDS", "30"))
 
 
