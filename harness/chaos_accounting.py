@@ -224,7 +224,11 @@ def _account_dead_letters(f: ChaosFigures, redis_url: str) -> None:
 
 def _reason_kind(reason: str) -> str:
     """A reason without the values in it, so that like reasons count together."""
-    return reason.split(":")[0][:60] or "(none)"
+    said = reason.split("': ", 1)[-1]  # after "unreadable intake entry b'<id>'", if there
+    return _VALUES.sub("_", said).strip()[:50] or "(none)"
+
+
+_VALUES = re.compile(r"'[^']*'|\"[^\"]*\"|\b\d+\b")
 
 
 def sql_list(values: Iterable[str]) -> str:
