@@ -5,7 +5,9 @@ records (every batch it ever made, with the custom_ids it was sent):
 
 - accepted requests lost or unaccounted (accepted, not in SQL);
 - requests sent twice: a custom_id (one request's one attempt) in more than
-  one remote batch, over all remote batches, not per batch;
+  one remote batch, over all remote batches, not per batch (a request sent
+  again as its next attempt, after an errored or expired result, is counted
+  apart as a retry);
 - requests failed that never ran (in no remote batch at all), and requests
   charged more attempts than remote batches they were in;
 - requests not final at the end, or a stall after the faults (no request
@@ -45,6 +47,8 @@ class ChaosFigures:
     lost: list[str] = field(default_factory=list)
     not_final: list[str] = field(default_factory=list)
     sent_twice: list[str] = field(default_factory=list)
+    # In more than one remote batch, each time as a new attempt (errored or expired, retried).
+    retried: int = 0
     failed_unsent: list[str] = field(default_factory=list)
     charged_unsent: list[str] = field(default_factory=list)
     double_success: list[str] = field(default_factory=list)
@@ -105,7 +109,8 @@ class ChaosFigures:
             f"{self.refused_enqueues})",
             f"requests in SQL             {self.sql_requests}  states {self.states}",
             f"lost or unaccounted         {some(self.lost)}",
-            f"sent twice (any batches)    {some(self.sent_twice)}",
+            f"sent twice (any batches)    {some(self.sent_twice)} (sent again as a new "
+            f"attempt after an errored/expired result: {self.retried})",
             f"failed, never ran           {some(self.failed_unsent)}",
             f"charged attempts not sent   {some(self.charged_unsent)}",
             f"two non-dup successes       {some(self.double_success)}",
@@ -183,6 +188,7 @@ def account(
     f.sent_twice = sorted(
         {m.group(1) for c, n in by_custom_id.items() if n > 1 if (m := _match(c))}
     )
+    f.retried = sum(n > 1 for n in by_request.values()) - len(f.sent_twice)
     f.failed_unsent = sorted(i for i, s in states.items() if s == "failed" and not by_request[i])
     f.charged_unsent = sorted(str(i) for i, _, c in rows if c > by_request[str(i)])
     f.double_success = sorted(i for i, n in successes.items() if n > 1)

@@ -49,6 +49,7 @@ class Injected:
     worker_kills: int = 0
     second_beat: bool = False
     lost_before_made: int = 0
+    unanswered_create: bool = False
     foreign_batches: list[str] = field(default_factory=list)
     poison_entries: dict[str, str] = field(default_factory=dict)  # stream entry id -> kind
     spoiled_served: int = 0  # results bodies the relay spoiled (NUL, a line for nobody)
@@ -91,6 +92,7 @@ def schedule(stage: Stage) -> list[Event]:
         (0.35 * span, "endless line", lambda: endless_line(stage, True)),
         (0.35 * span + 1, "endless line off", lambda: endless_line(stage, False)),
         (0.40 * span, "create made, never answered", lambda: create_unanswered(stage)),
+        (0.90 * span, "lost creates spent", lambda: lost_creates_spent(stage)),
         (0.45 * span, "redis restart", lambda: restart_redis(stage)),
         (0.55 * span, "poison entries", lambda: poison_entries(stage)),
         (0.60 * span, "pg outage", lambda: pg_outage(stage)),
@@ -122,6 +124,16 @@ def create_unanswered(stage: Stage) -> float | None:
         return 1.0
     stage.say("chaos: the next create is made, then its connection closed unanswered")
     admin.update_faults(lost_create_responses=1, lost_create_status=None)
+    stage.injected.unanswered_create = True
+    return None
+
+
+def lost_creates_spent(stage: Stage) -> float | None:
+    """Holds the fault phase open until every lost answer has struck a create."""
+    if not stage.injected.unanswered_create:
+        return 1.0
+    if stage.emulator.admin().get_faults().lost_create_responses:
+        return 1.0
     return None
 
 
