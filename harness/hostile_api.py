@@ -17,6 +17,7 @@ the most that ran at once per batch.
 from __future__ import annotations
 
 import http.client
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -116,6 +117,11 @@ class HostileApi:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     relay: HostileApi
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A worker SIGKILLed mid-request resets its connection: expected, not news.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
