@@ -4,10 +4,10 @@ Over SQL, the intake stream's dead letters in Redis and the emulator's own
 records (every batch it ever made, with the custom_ids it was sent):
 
 - accepted requests lost or unaccounted (accepted, not in SQL);
-- requests sent twice: a custom_id (one request's one attempt) in more than
-  one remote batch, over all remote batches, not per batch (a request sent
-  again as its next attempt, after an errored or expired result, is counted
-  apart as a retry);
+- requests sent twice, per request over all remote batches (not per batch):
+  a custom_id (one attempt) in two batches, or a request in more batches than
+  one plus its results that asked for a retry (errored, expired, malformed);
+  the justified resends are counted apart as retries;
 - requests failed that never ran (in no remote batch at all), and requests
   charged more attempts than remote batches they were in;
 - requests not final at the end, or a stall after the faults (no request
@@ -109,8 +109,8 @@ class ChaosFigures:
             f"{self.refused_enqueues})",
             f"requests in SQL             {self.sql_requests}  states {self.states}",
             f"lost or unaccounted         {some(self.lost)}",
-            f"sent twice (any batches)    {some(self.sent_twice)} (sent again as a new "
-            f"attempt after an errored/expired result: {self.retried})",
+            f"sent twice (any batches)    {some(self.sent_twice)} (sent again after an "
+            f"errored/expired/malformed result: {self.retried})",
             f"failed, never ran           {some(self.failed_unsent)}",
             f"charged attempts not sent   {some(self.charged_unsent)}",
             f"two non-dup successes       {some(self.double_success)}",
@@ -171,6 +171,16 @@ def account(
                     )
                 )
             )
+            # Each result that is not a success can justify one more send (a retry).
+            retry_causes = Counter(
+                r
+                for (r,) in conn.execute(
+                    text(
+                        "SELECT request_id FROM results WHERE request_id IS NOT NULL"
+                        " AND result_type IN ('errored', 'expired', 'malformed')"
+                    )
+                )
+            )
             batches = conn.execute(text("SELECT remote_id, state FROM batches")).all()
             f.results = conn.execute(text("SELECT count(*) FROM results")).scalar_one()
             f.duplicate_results = conn.execute(
@@ -185,10 +195,13 @@ def account(
     f.states = dict(Counter(states.values()))
     f.lost = sorted(accepted - states.keys())
     f.not_final = sorted(i for i, s in states.items() if s not in terminal)
-    f.sent_twice = sorted(
-        {m.group(1) for c, n in by_custom_id.items() if n > 1 if (m := _match(c))}
-    )
-    f.retried = sum(n > 1 for n in by_request.values()) - len(f.sent_twice)
+    same_attempt_twice = {m.group(1) for c, n in by_custom_id.items() if n > 1 if (m := _match(c))}
+    # A request of ours in more remote batches than one plus its non-success results:
+    # sent again although no result asked for it (e.g. a batch whose results were
+    # never read, its requests sent again as a new attempt).
+    unjustified = {r for r, n in by_request.items() if r in states and n > 1 + retry_causes[r]}
+    f.sent_twice = sorted(same_attempt_twice | unjustified)
+    f.retried = sum(n > 1 for r, n in by_request.items() if r not in f.sent_twice)
     f.failed_unsent = sorted(i for i, s in states.items() if s == "failed" and not by_request[i])
     f.charged_unsent = sorted(str(i) for i, _, c in rows if c > by_request[str(i)])
     f.double_success = sorted(i for i, n in successes.items() if n > 1)
