@@ -80,15 +80,23 @@ def test_http__invalid_params_get_enqueues_own_message(api: Api, redis_url: str)
     assert queued(redis_url) == 0
 
 
-def test_http__deadline_and_priority_are_refused_not_dropped(api: Api, redis_url: str) -> None:
-    status, kind, message = error_of(
-        api.call("POST", "/v1/requests", {"params": PARAMS, "priority": 1})
-    )
-    assert (status, kind) == (400, "invalid_request_error") and "not supported yet" in message
+def test_http__deadline_is_refused_not_dropped(api: Api, redis_url: str) -> None:
     status, _, message = error_of(
         api.call("POST", "/v1/requests", PARAMS, headers={"Batchline-Deadline": "60"})
     )
     assert status == 400 and "not supported yet" in message
+    assert queued(redis_url) == 0
+
+
+def test_http__priority_out_of_range_is_400_and_nothing_enqueued(api: Api, redis_url: str) -> None:
+    status, kind, message = error_of(
+        api.call("POST", "/v1/requests", {"params": PARAMS, "priority": 9})
+    )
+    assert (status, kind) == (400, "invalid_request_error") and "priority" in message
+    status, _, message = error_of(
+        api.call("POST", "/v1/requests", PARAMS, headers={"Batchline-Priority": "high"})
+    )
+    assert status == 400 and "Batchline-Priority" in message
     assert queued(redis_url) == 0
 
 

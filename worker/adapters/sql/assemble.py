@@ -42,28 +42,73 @@ def _not_held(held_models: Sequence[str] = ()) -> Any:
     return and_(free, Request.model.not_in(list(held_models))) if held_models else free
 
 
+def queued_by_priority(
+    session: Session, held_models: Sequence[str] = ()
+) -> list[tuple[int, int, int, datetime]]:
+    """(priority, count, total size, oldest intake time) of the queued requests, per priority."""
+    rows = session.execute(
+        select(
+            Request.priority,
+            func.count(),
+            func.coalesce(func.sum(Request.params_bytes), 0),
+            func.min(Request.created_at),
+        )
+        .where(Request.state == RequestState.QUEUED, _not_held(held_models))
+        .group_by(Request.priority)
+    )
+    return [(int(p), int(n), int(b), oldest) for p, n, b, oldest in rows]
+
+
+def queued_by_share(
+    session: Session, held_models: Sequence[str] = (), betas: str | None = None
+) -> dict[str, int]:
+    """How many requests each share key has queued in one betas group."""
+    rows = session.execute(
+        select(Request.share_key, func.count())
+        .where(Request.state == RequestState.QUEUED, _not_held(held_models), _same_betas(betas))
+        .group_by(Request.share_key)
+    )
+    return {key: int(n) for key, n in rows}
+
+
+# The order requests are taken in: higher priority first, then oldest first
+# (served by ix_requests_queued_priority, or ix_requests_queued_share per key).
+_NEXT_FIRST = (Request.priority.desc(), Request.created_at, Request.id)
+
+
+def _same_betas(betas: str | None) -> Any:
+    return Request.betas.is_(None) if betas is None else Request.betas == betas
+
+
 def oldest_queued_betas(session: Session, held_models: Sequence[str] = ()) -> str | None:
-    """The betas of the oldest queued request: the group the next batch is cut from."""
+    """The betas of the request that goes next: the group the next batch is cut from."""
     stmt = (
         select(Request.betas)
         .where(Request.state == RequestState.QUEUED, _not_held(held_models))
-        .order_by(Request.created_at, Request.id)
+        .order_by(*_NEXT_FIRST)
         .limit(1)
     )
     return session.scalar(stmt)
 
 
 def lock_queued_requests(
-    session: Session, limit: int, held_models: Sequence[str] = (), betas: str | None = None
+    session: Session,
+    limit: int,
+    held_models: Sequence[str] = (),
+    betas: str | None = None,
+    share_key: str | None = None,
 ) -> list[tuple[str, int]]:
-    """The oldest queued requests with exactly these betas, locked; rows another
-    claimer holds are skipped. A batch is created with one anthropic-beta header,
-    so requests with different betas never share one."""
-    same_betas = Request.betas.is_(None) if betas is None else Request.betas == betas
+    """The next queued requests (highest priority, then oldest) with exactly these
+    betas, and of one share key when given, locked; rows another claimer holds
+    are skipped. A batch is created with one anthropic-beta header, so requests
+    with different betas never share one."""
+    where = [Request.state == RequestState.QUEUED, _not_held(held_models), _same_betas(betas)]
+    if share_key is not None:
+        where.append(Request.share_key == share_key)
     stmt = (
         select(Request.id, Request.params_bytes)
-        .where(Request.state == RequestState.QUEUED, _not_held(held_models), same_betas)
-        .order_by(Request.created_at, Request.id)
+        .where(*where)
+        .order_by(*_NEXT_FIRST)
         .limit(limit)
         # Two claimers never take the same request: each skips the other's locked rows.
         .with_for_update(skip_locked=True)
