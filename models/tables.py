@@ -90,7 +90,7 @@ class Request(Base):
         # The order assembly takes requests in, overall and within a share key.
         Index(
             "ix_requests_queued_priority",
-            text("priority DESC"),
+            "priority",
             "created_at",
             "id",
             postgresql_where=text("state = 'queued'"),
@@ -99,7 +99,7 @@ class Request(Base):
         Index(
             "ix_requests_queued_share",
             "share_key",
-            text("priority DESC"),
+            "priority",
             "created_at",
             "id",
             postgresql_where=text("state = 'queued'"),

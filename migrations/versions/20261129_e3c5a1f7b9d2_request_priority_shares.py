@@ -5,9 +5,9 @@ Revises: b7e2a9c4f1d3
 Create Date: 2026-11-29 20:30:00.000000
 
 Assembly takes queued requests highest priority first, then oldest, overall or
-within each share-tag value (issue 15). Existing rows get priority 0 and no
-share key; the partial indexes serve both orders with a LIMIT, however many
-requests are queued.
+within each share-tag value (issue 15): one LIMIT query per priority present,
+each an index range scan (ascending columns: SQLite does not reflect DESC, and
+alembic check must stay clean). Existing rows get priority 0 and no share key.
 """
 
 from collections.abc import Sequence
@@ -34,14 +34,14 @@ def upgrade() -> None:
     op.create_index(
         "ix_requests_queued_priority",
         "requests",
-        [sa.text("priority DESC"), "created_at", "id"],
+        ["priority", "created_at", "id"],
         postgresql_where=sa.text(QUEUED),
         sqlite_where=sa.text(QUEUED),
     )
     op.create_index(
         "ix_requests_queued_share",
         "requests",
-        ["share_key", sa.text("priority DESC"), "created_at", "id"],
+        ["share_key", "priority", "created_at", "id"],
         postgresql_where=sa.text(QUEUED),
         sqlite_where=sa.text(QUEUED),
     )

@@ -69,43 +69,55 @@ def _cut_one(pipeline: Pipeline, session: Session, released: bool) -> tuple[int,
     if not waiting or room <= 0:
         return None
     limits = Limits(min(settings.max_batch_requests, room), settings.max_batch_bytes)
-    if not (released or _due(pipeline, waiting, limits)):
+    full, waited = _due(pipeline, waiting, limits)
+    if not (released or full or waited):
         return None
     # One batch, one anthropic-beta header: cut from the group of the request that goes next.
-    betas = assemble_sql.oldest_queued_betas(session, held)
-    candidates = _candidates(pipeline, session, limits, held, betas)
+    priorities = [p for p, _n, _b, _o in waiting]
+    betas = assemble_sql.oldest_queued_betas(session, held, max(priorities))
+    candidates = _candidates(pipeline, session, limits, held, betas, priorities)
     sizes = dict(candidates)
     chosen = list(take_while_fits(candidates, limits))
-    if not chosen:
+    filled = len(chosen) >= limits.max_requests or len(chosen) < len(candidates)
+    if not chosen or not (released or waited or filled):
+        # "Full" counted work its share may not take yet: wait, not a tiny batch a tick.
         return None
     body = sum(sizes[i] + ENVELOPE_BYTES_PER_REQUEST for i in chosen)
     now = pipeline.clock()
     return assemble_sql.create_batch_intent(session, chosen, body, now), len(chosen), body
 
 
-def _due(pipeline: Pipeline, waiting: list[tuple[int, int, int, datetime]], limits: Limits) -> bool:
-    """A batch is due when it would be full, or some priority waited its maximum wait.
-    (A primer group just released goes at once, while its cache is warm: the caller.)"""
+def _due(
+    pipeline: Pipeline, waiting: list[tuple[int, int, int, datetime]], limits: Limits
+) -> tuple[bool, bool]:
+    """(full, waited): whether a batch would be full, and whether some priority waited
+    its maximum wait. (A primer group just released goes at once: the caller.)"""
     settings = pipeline.settings
     now = pipeline.clock()
     count = sum(n for _p, n, _b, _o in waiting)
     size = sum(b for _p, _n, b, _o in waiting)
-    if should_cut(count, size, 0.0, limits, math.inf):
-        return True
-    return cut_due(
+    waited = cut_due(
         [Waiting(p, n, (now - oldest).total_seconds()) for p, n, _b, oldest in waiting],
         parse_priority_waits(settings.priority_max_wait),
         settings.max_wait_seconds,
     )
+    return should_cut(count, size, 0.0, limits, math.inf), waited
 
 
 def _candidates(
-    pipeline: Pipeline, session: Session, limits: Limits, held: list[str], betas: str | None
+    pipeline: Pipeline,
+    session: Session,
+    limits: Limits,
+    held: list[str],
+    betas: str | None,
+    priorities: list[int],
 ) -> list[tuple[str, int]]:
     """The requests the batch is cut from, locked, in the order they go."""
     settings = pipeline.settings
     if not settings.share_tag:
-        return assemble_sql.lock_queued_requests(session, limits.max_requests, held, betas)
+        return assemble_sql.lock_queued_requests(
+            session, limits.max_requests, held, betas, None, priorities
+        )
     use = capacity.capacity_use(session, settings.max_in_flight_requests)
     portions = allocate(
         assemble_sql.queued_by_share(session, held, betas),
@@ -115,7 +127,7 @@ def _candidates(
         use.effective_limit,
     )
     per_key = [
-        assemble_sql.lock_queued_requests(session, n, held, betas, key)
+        assemble_sql.lock_queued_requests(session, n, held, betas, key, priorities)
         for key, n in sorted(portions.items())
     ]
     # Interleaved, so a batch cut short by its byte limit still holds every key's part.

@@ -71,21 +71,23 @@ def queued_by_share(
     return {key: int(n) for key, n in rows}
 
 
-# The order requests are taken in: higher priority first, then oldest first
-# (served by ix_requests_queued_priority, or ix_requests_queued_share per key).
-_NEXT_FIRST = (Request.priority.desc(), Request.created_at, Request.id)
-
-
 def _same_betas(betas: str | None) -> Any:
     return Request.betas.is_(None) if betas is None else Request.betas == betas
 
 
-def oldest_queued_betas(session: Session, held_models: Sequence[str] = ()) -> str | None:
-    """The betas of the request that goes next: the group the next batch is cut from."""
+def oldest_queued_betas(
+    session: Session, held_models: Sequence[str] = (), priority: int = 0
+) -> str | None:
+    """The betas of the oldest queued request of `priority` (the highest queued: it
+    goes next), the group the next batch is cut from."""
     stmt = (
         select(Request.betas)
-        .where(Request.state == RequestState.QUEUED, _not_held(held_models))
-        .order_by(*_NEXT_FIRST)
+        .where(
+            Request.state == RequestState.QUEUED,
+            Request.priority == priority,
+            _not_held(held_models),
+        )
+        .order_by(Request.created_at, Request.id)
         .limit(1)
     )
     return session.scalar(stmt)
@@ -97,23 +99,36 @@ def lock_queued_requests(
     held_models: Sequence[str] = (),
     betas: str | None = None,
     share_key: str | None = None,
+    priorities: Sequence[int] = (0,),
 ) -> list[tuple[str, int]]:
-    """The next queued requests (highest priority, then oldest) with exactly these
-    betas, and of one share key when given, locked; rows another claimer holds
-    are skipped. A batch is created with one anthropic-beta header, so requests
-    with different betas never share one."""
-    where = [Request.state == RequestState.QUEUED, _not_held(held_models), _same_betas(betas)]
-    if share_key is not None:
-        where.append(Request.share_key == share_key)
-    stmt = (
-        select(Request.id, Request.params_bytes)
-        .where(*where)
-        .order_by(*_NEXT_FIRST)
-        .limit(limit)
-        # Two claimers never take the same request: each skips the other's locked rows.
-        .with_for_update(skip_locked=True)
-    )
-    return [(r[0], r[1]) for r in session.execute(stmt)]
+    """The next queued requests (highest of `priorities` first, then oldest) with
+    exactly these betas, and of one share key when given, locked; rows another
+    claimer holds are skipped. A batch is created with one anthropic-beta header,
+    so requests with different betas never share one."""
+    taken: list[tuple[str, int]] = []
+    # One range scan per priority (ix_requests_queued_priority, or _share with a
+    # key), so the cost follows the batch, not the queue behind it.
+    for priority in sorted(set(priorities), reverse=True):
+        if len(taken) >= limit:
+            break
+        where = [
+            Request.state == RequestState.QUEUED,
+            Request.priority == priority,
+            _not_held(held_models),
+            _same_betas(betas),
+        ]
+        if share_key is not None:
+            where.append(Request.share_key == share_key)
+        stmt = (
+            select(Request.id, Request.params_bytes)
+            .where(*where)
+            .order_by(Request.created_at, Request.id)
+            .limit(limit - len(taken))
+            # Two claimers never take the same request: each skips the other's locked rows.
+            .with_for_update(skip_locked=True)
+        )
+        taken += [(r[0], r[1]) for r in session.execute(stmt)]
+    return taken
 
 
 def create_batch_intent(
