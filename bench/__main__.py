@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import dashboard, end_to_end, enqueue, http_enqueue, ingest, intake_submit
+from bench import dashboard, end_to_end, enqueue, http_enqueue, ingest, intake_submit, scheduling
 from bench.environment import Backends, ServiceMissing, backends
 from bench.report import Figure, format_row, format_table, write_json
 
@@ -90,6 +90,11 @@ def _dashboard(b: Backends, _: Path, s: Sizes, emit: Callable[[Figure], None]) -
     dashboard.run(b.postgres_url, b.redis_url, s.dashboard, emit, s.name == "full")
 
 
+def _scheduling(b: Backends, _: Path, s: Sizes, emit: Callable[[Figure], None]) -> None:
+    # A simulated clock over the real assembly and SQL: an hour of it at full size.
+    scheduling.run(b.postgres_url, s.requests, emit, 3_600.0 if s.targets else 600.0)
+
+
 CASES: dict[str, Case] = {
     "enqueue": _enqueue,
     "http-enqueue": _http_enqueue,
@@ -100,6 +105,7 @@ CASES: dict[str, Case] = {
     "end-to-end-postgresql": _end_to_end("postgresql"),
     "end-to-end-sqlite": _end_to_end("sqlite"),
     "dashboard-postgresql": _dashboard,
+    "scheduling": _scheduling,
 }
 
 
