@@ -4,6 +4,7 @@
     python -m bench --quick         # 10,000 requests, about 2 minutes
     python -m bench --smoke         # tiny sizes, no targets: proves the suite runs
     python -m bench --json out.json # the same figures as JSON
+    python -m bench --only scheduling  # priorities and shares, simulated clock (~25 min)
 
 It needs PostgreSQL and Redis (BENCH_PG_URL, BENCH_REDIS_URL; Redis database 14
 by default, which it empties) and starts the emulator itself.
@@ -91,8 +92,10 @@ def _dashboard(b: Backends, _: Path, s: Sizes, emit: Callable[[Figure], None]) -
 
 
 def _scheduling(b: Backends, _: Path, s: Sizes, emit: Callable[[Figure], None]) -> None:
-    # A simulated clock over the real assembly and SQL: an hour of it at full size.
-    scheduling.run(b.postgres_url, s.requests, emit, 3_600.0 if s.targets else 600.0)
+    # A simulated clock over the real assembly and SQL: an hour of it at full size
+    # (about 25 minutes of real time here), 5 minutes at smoke size.
+    simulated = {"full": 3_600.0, "quick": 1_200.0}.get(s.name, 300.0)
+    scheduling.run(b.postgres_url, s.requests, emit, simulated)
 
 
 CASES: dict[str, Case] = {
