@@ -23,10 +23,17 @@ from batchline.services.intake import request_row
 
 
 class DurableIntake:
-    def __init__(self, engine: Engine, sessions: sessionmaker[Session], max_attempts: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        sessions: sessionmaker[Session],
+        max_attempts: int,
+        share_tag: str = "",
+    ) -> None:
         self._engine = engine
         self._sessions = sessions
         self._max_attempts = max_attempts
+        self._share_tag = share_tag
 
     def close(self) -> None:
         self._engine.dispose()
@@ -35,7 +42,9 @@ class DurableIntake:
         """Commit every entry in one transaction; returns each entry's id -> the id that
         holds its request (another one when its key was already used)."""
         now = datetime.now(UTC)
-        rows = [request_row(entry, self._max_attempts, now) for entry, _key in entries]
+        rows = [
+            request_row(entry, self._max_attempts, now, self._share_tag) for entry, _key in entries
+        ]
         try:
             return self._insert(entries, rows)
         except OperationalError as exc:

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from batchline import cookbook
+from batchline.adapters.intake import StreamEntry, decode_entries
 from batchline.domain.validation import InvalidRequest, encode_params
 from batchline.http_api.openapi import document
 from batchline.keys import RedisKeys
@@ -80,15 +81,36 @@ def test_http__invalid_params_get_enqueues_own_message(api: Api, redis_url: str)
     assert queued(redis_url) == 0
 
 
-def test_http__deadline_and_priority_are_refused_not_dropped(api: Api, redis_url: str) -> None:
-    status, kind, message = error_of(
-        api.call("POST", "/v1/requests", {"params": PARAMS, "priority": 1})
-    )
-    assert (status, kind) == (400, "invalid_request_error") and "not supported yet" in message
+def test_http__deadline_is_refused_not_dropped(api: Api, redis_url: str) -> None:
     status, _, message = error_of(
         api.call("POST", "/v1/requests", PARAMS, headers={"Batchline-Deadline": "60"})
     )
     assert status == 400 and "not supported yet" in message
+    assert queued(redis_url) == 0
+
+
+def test_http__priority_is_taken_from_the_envelope_and_the_header(api: Api, redis_url: str) -> None:
+    first = api.call("POST", "/v1/requests", {"params": PARAMS, "priority": 4})
+    second = api.call("POST", "/v1/requests", PARAMS, headers={"Batchline-Priority": "-2"})
+    assert (first[0], second[0]) == (202, 202), (first, second)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        entries = client.xrange(RedisKeys("batchline").intake_stream)
+    finally:
+        client.close()
+    metas = [e for i, fields in entries for e in decode_entries(StreamEntry(i, fields))]
+    assert sorted(m.meta["priority"] for m in metas) == [-2, 4]
+
+
+def test_http__priority_out_of_range_is_400_and_nothing_enqueued(api: Api, redis_url: str) -> None:
+    status, kind, message = error_of(
+        api.call("POST", "/v1/requests", {"params": PARAMS, "priority": 9})
+    )
+    assert (status, kind) == (400, "invalid_request_error") and "priority" in message
+    status, _, message = error_of(
+        api.call("POST", "/v1/requests", PARAMS, headers={"Batchline-Priority": "high"})
+    )
+    assert status == 400 and "Batchline-Priority" in message
     assert queued(redis_url) == 0
 
 

@@ -17,9 +17,9 @@ from batchline.http_api.errors import ApiError, from_enqueue, invalid
 from batchline.producer import Item, Producer
 
 # Fields beside `params` in an envelope or a JSONL line; anything else is refused.
-OPTION_FIELDS = ("key", "tags", "on_result", "max_attempts", "betas")
-# Issue 15 (deadlines and priority) is not built yet: refused, never dropped.
-UNSUPPORTED_FIELDS = ("priority", "deadline")
+OPTION_FIELDS = ("key", "tags", "on_result", "max_attempts", "betas", "priority")
+# Issue 15's deadlines are not built yet: refused, never dropped.
+UNSUPPORTED_FIELDS = ("deadline",)
 CHUNK = 500
 
 
@@ -62,13 +62,16 @@ def header_options(request: Request) -> dict[str, Any]:
             raise invalid("the Batchline-Tags header must be a JSON object") from None
     if (on_result := request.headers.get("batchline-on-result")) is not None:
         options["on_result"] = on_result
+    if (priority := request.headers.get("batchline-priority")) is not None:
+        try:
+            options["priority"] = int(priority)
+        except ValueError:
+            raise invalid("the Batchline-Priority header must be an integer") from None
     return options
 
 
 def unsupported(name: str) -> ApiError:
-    return invalid(
-        f"{name} is not supported yet (deadlines and priority are planned); not enqueued"
-    )
+    return invalid(f"{name} is not supported yet (deadlines are planned); not enqueued")
 
 
 def split_envelope(doc: object, where: str) -> tuple[object, dict[str, Any]]:
