@@ -95,7 +95,7 @@ def test_http__priority_is_taken_from_the_envelope_and_the_header(api: Api, redi
     assert (first[0], second[0]) == (202, 202), (first, second)
     client = redis.Redis.from_url(redis_url)
     try:
-        entries = client.xrange(RedisKeys("batchline").intake_stream)
+        entries: Any = client.xrange(RedisKeys("batchline").intake_stream)
     finally:
         client.close()
     metas = [e for i, fields in entries for e in decode_entries(StreamEntry(i, fields))]
