@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     Connection,
     or_,
@@ -16,10 +15,7 @@ from sqlalchemy.orm import Session
 
 from batchline.adapters.batch_api import RemoteBatch
 from batchline.adapters.sql.rows import guarded_move, move_batch
-from batchline.domain.custom_ids import (
-    encode_custom_id,
-)
-from batchline.domain.prefix import with_hour_breakpoints
+from batchline.domain.batch_body import BodyRow, encode_body
 from batchline.domain.states import BatchMoves, BatchState, Move, RequestMoves, RequestState
 from batchline.models import Batch, Request
 
@@ -69,19 +65,8 @@ def iter_batch_body(
         .order_by(Request.id)
         .execution_options(yield_per=fetch)
     )
-    yield b'{"requests":['
-    first = True
-    for rows in conn.execute(stmt).partitions():
-        parts = []
-        for request_id, attempt, params, ttl_1h in rows:
-            custom_id = encode_custom_id(request_id, attempt, deployment)
-            if ttl_1h:
-                params = orjson.dumps(with_hour_breakpoints(orjson.loads(params))).decode()
-            parts.append(f'{{"custom_id":"{custom_id}","params":{params}}}')
-        text = ",".join(parts)
-        yield (text if first else "," + text).encode()
-        first = False
-    yield b"]}"
+    slices = ([BodyRow(*row) for row in rows] for rows in conn.execute(stmt).partitions())
+    yield from encode_body(slices, deployment)
 
 
 def remote_fields(remote: RemoteBatch) -> dict[str, Any]:
