@@ -176,12 +176,16 @@ class PipelineMachine(RuleBasedStateMachine):
                     batch.state = BatchState.ENDED
                 ingest.ingest_batch(self.pipeline, batch_id)
 
-    @rule(include_final=st.booleans())
-    def operator_retries(self, include_final: bool) -> None:
+    @rule(nth=st.integers(min_value=0, max_value=3), include_final=st.booleans())
+    def operator_retries(self, nth: int, include_final: bool) -> None:
         """`batchline retry` on an ingested batch: its failed or expired requests go round again."""
         with self.pipeline.sessions.begin() as session:
             batch_id = session.scalar(
-                select(Batch.id).where(Batch.state == BatchState.INGESTED).limit(1)
+                select(Batch.id)
+                .where(Batch.state == BatchState.INGESTED)
+                .order_by(Batch.id)
+                .offset(nth)
+                .limit(1)
             )
             if batch_id is None:
                 return
