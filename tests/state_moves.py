@@ -26,6 +26,7 @@ from batchline.domain.states import BATCH_MOVES, REQUEST_MOVES, Move
 
 RECORDING_SOURCES = (
     "tests/integration/test_pipeline.py",
+    "tests/integration/test_pipeline_moves.py",
     "tests/integration/test_pipeline_on_emulator.py",
     "tests/unit/test_state_machine.py",
 )
