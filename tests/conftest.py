@@ -29,7 +29,7 @@ from batchline.models import metadata
 from batchline.services.context import Pipeline
 from batchline.settings import Settings
 
-pytest_plugins = ["tests.emulator_fixtures", "harness.emulated"]
+pytest_plugins = ["tests.emulator_fixtures", "harness.emulated", "tests.state_moves"]
 
 PG_ADMIN_URL = os.environ.get(
     "BATCHLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -20,12 +20,7 @@ from batchline.domain.jsonl import iter_lines
 from batchline.domain.planning import Limits, should_cut, take_while_fits
 from batchline.domain.results import UnreadableLine, parse_line
 from batchline.domain.retry import decide
-from batchline.domain.states import (
-    BATCH_TRANSITIONS,
-    REQUEST_TRANSITIONS,
-    TERMINAL_REQUEST_STATES,
-    RequestState,
-)
+from batchline.domain.states import RequestState
 from batchline.domain.validation import (
     InvalidRequest,
     allowed_params,
@@ -203,12 +198,6 @@ def test_retry__decide(kind: str, error: str | None, attempt: int, expected: Req
     outcome = decide(kind, error, attempt, max_attempts=3)
     assert outcome.next_state is expected
     assert outcome.pause_submission == (error == "billing_error")
-
-
-def test_states__terminal_states_have_no_way_out() -> None:
-    for state in TERMINAL_REQUEST_STATES:
-        assert REQUEST_TRANSITIONS[state] == frozenset()
-    assert all(isinstance(v, frozenset) for v in BATCH_TRANSITIONS.values())
 
 
 @given(

@@ -3,9 +3,10 @@
 Hypothesis drives enqueue, assemble, submit (cleanly, with its answer lost,
 with the worker dying after create, or with nothing created), remote batches
 ending with random outcomes, polls, ingestions (whole, cut midway, repeated),
-clock jumps and reconciliation, over the real SQL store (SQLite) and the
-in-memory Batch API. After every step: every request is in exactly one known
-state, a final state never changes, and no request has two winning results.
+clock jumps, reconciliation and an operator's retry of a finished batch, over
+the real SQL store (SQLite) and the in-memory Batch API. After every step:
+every request is in exactly one known state, a final state changes only by an
+operator's retry, and no request has two winning results.
 At the end, running the loop to quiescence leaves every request final.
 """
 
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sqlalchemy import func, select
 
+from batchline.adapters import maintenance
 from batchline.adapters.batch_api import CreateOutcomeUnknown
 from batchline.adapters.memory_api import MemoryBatchApi, succeed
 from batchline.adapters.notify import NullNotifier
@@ -173,6 +175,28 @@ class PipelineMachine(RuleBasedStateMachine):
                     assert batch is not None
                     batch.state = BatchState.ENDED
                 ingest.ingest_batch(self.pipeline, batch_id)
+
+    @rule(nth=st.integers(min_value=0, max_value=3), include_final=st.booleans())
+    def operator_retries(self, nth: int, include_final: bool) -> None:
+        """`batchline retry` on an ingested batch: its failed or expired requests go round again."""
+        with self.pipeline.sessions.begin() as session:
+            batch_id = session.scalar(
+                select(Batch.id)
+                .where(Batch.state == BatchState.INGESTED)
+                .order_by(Batch.id)
+                .offset(nth)
+                .limit(1)
+            )
+            if batch_id is None:
+                return
+            maintenance.requeue_failed(session, batch_id, self.now, include_final=include_final)
+            again = session.scalars(
+                select(Request.id).where(
+                    Request.id.in_(list(self.final)), Request.state == RequestState.QUEUED
+                )
+            )
+            for request_id in again:
+                del self.final[request_id]
 
     @rule(seconds=st.sampled_from([1, 31, 100, 400]))
     def time_passes(self, seconds: int) -> None:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from batchline.adapters.sql.rows import guarded_move
 from batchline.domain.retry import RETRIABLE_ERRORS
-from batchline.domain.states import TERMINAL_BATCH_STATES, RequestState
+from batchline.domain.states import TERMINAL_BATCH_STATES, RequestMoves, RequestState
 from batchline.models import Batch, Request, Result
 
-RETRIABLE_BY_HAND = (RequestState.FAILED, RequestState.EXPIRED)
+REQUEUED_BY_HAND = (RequestMoves.FAILED_REQUEUED, RequestMoves.EXPIRED_REQUEUED)
+RETRIABLE_BY_HAND = tuple(move.source for move in REQUEUED_BY_HAND)
 
 
 def _worth_retrying() -> ColumnElement[bool]:
@@ -52,19 +54,19 @@ def requeue_failed(
     )
     if not include_final:
         from_batch = from_batch.where(_worth_retrying())
-    result = session.execute(
-        update(Request)
-        .where(Request.id.in_(from_batch), Request.state.in_(RETRIABLE_BY_HAND))
-        .values(
-            state=RequestState.QUEUED,
+    return sum(
+        guarded_move(
+            session,
+            move,
+            Request.id.in_(from_batch),
+            synchronize=False,
             charged_attempts=0,
             last_error=None,
             finished_at=None,
             updated_at=now,
         )
-        .execution_options(synchronize_session=False)
+        for move in REQUEUED_BY_HAND
     )
-    return int(getattr(result, "rowcount", 0))
 
 
 def count_purgeable(session: Session, finished_before: datetime) -> int:

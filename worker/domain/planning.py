@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from batchline.domain.batch_body import EMPTY_BODY_BYTES
+from batchline.domain.batch_body import ENVELOPE_BYTES_PER_REQUEST as ENVELOPE_BYTES_PER_REQUEST
+
 API_MAX_REQUESTS = 100_000
 API_MAX_BYTES = 256_000_000
-# {"custom_id":"bl<32 hex>-<attempt>","params":} plus separators.
-ENVELOPE_BYTES_PER_REQUEST = 64
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def take_while_fits(sizes: Iterable[tuple[str, int]], limits: Limits) -> Iterato
 
     A request too large to share a batch with anything still goes alone.
     """
-    total = len(b'{"requests":[]}')
+    total = EMPTY_BODY_BYTES
     for taken, (request_id, size) in enumerate(sizes):
         cost = size + ENVELOPE_BYTES_PER_REQUEST
         if taken >= limits.max_requests or (taken > 0 and total + cost > limits.max_bytes):

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from batchline.adapters.batch_api import ApiUnavailable, RemoteBatch
 from batchline.adapters.sql import reconcile as reconcile_sql
 from batchline.adapters.sql import submit as submit_sql
-from batchline.domain.states import BatchState
+from batchline.domain.states import BatchMoves
 from batchline.domain.timing import api_offset
 from batchline.services.context import Pipeline
 
@@ -135,7 +135,7 @@ def _release_settled_intents(session: Session, window: Window, report: Reconcile
             else "create outcome unknown; no remote batch holds its requests"
         )
         if submit_sql.release_batch(
-            session, intent.batch_id, [BatchState.UNKNOWN], reason, window.now
+            session, intent.batch_id, BatchMoves.UNKNOWN_RELEASED, reason, window.now
         ):
             report.released.append(intent.batch_id)
             log.warning(

@@ -22,7 +22,7 @@ from batchline.adapters.sql import rows as rows_sql
 from batchline.adapters.sql import submit as submit_sql
 from batchline.database import READ_ONLY
 from batchline.domain.pauses import describe as describe_pause
-from batchline.domain.states import BatchState
+from batchline.domain.states import BatchMoves
 from batchline.services import capacity
 from batchline.services.context import Pipeline
 
@@ -165,7 +165,7 @@ def _refused(pipeline: Pipeline, batch_id: int, exc: CreateRefused) -> str:
     with pipeline.sessions.begin() as session:
         if exc.pause:
             controls_sql.pause_submission(session, str(exc), now)
-            submit_sql.release_batch(session, batch_id, [BatchState.SUBMITTING], str(exc), now)
+            submit_sql.release_batch(session, batch_id, BatchMoves.CREATE_PAUSED, str(exc), now)
             log.error("%s", describe_pause(str(exc)), extra={"batch_id": batch_id})
             return "paused"
         submit_sql.refuse_batch(session, batch_id, str(exc), now)

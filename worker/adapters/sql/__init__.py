@@ -6,9 +6,10 @@ rows), `cancel` (cancellations a person asks for) and `rows` (shared pieces).
 
 The guarded update
 ------------------
-Every state change is an UPDATE guarded by the states the row may move from
-(`WHERE state IN (:allowed)`, taken from `batchline.domain.states`). Its row
-count says whether this caller won the move; a caller that lost does nothing
+Every state change is an UPDATE guarded by the state the row may move from
+(`WHERE state = :source`), made by `rows.guarded_move` for one of the moves
+named in `batchline.domain.states`, which is where the source comes from. Its
+row count says whether this caller won the move; a caller that lost does nothing
 more. That one idiom is what makes a duplicated Celery message, a second beat
 or a re-run ingestion harmless: two workers may try the same move, and exactly
 one of them changes the row.

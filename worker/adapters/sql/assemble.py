@@ -11,12 +11,11 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    update,
 )
 from sqlalchemy.orm import Session
 
-from batchline.adapters.sql.rows import among, changed, chunks
-from batchline.domain.states import BatchState, RequestState
+from batchline.adapters.sql.rows import among, chunks, guarded_move
+from batchline.domain.states import BatchState, RequestMoves, RequestState
 from batchline.models import Batch, CachePrimer, Request
 
 
@@ -153,19 +152,16 @@ def create_batch_intent(
     session.flush()
     moved = 0
     for part in chunks(request_ids):
-        moved += changed(
-            session.execute(
-                update(Request)
-                # Not indexable on state, for the reason given in _still_in_batch.
-                .where(among(session, Request.id, part), Request.state + "" == RequestState.QUEUED)
-                .values(
-                    state=RequestState.IN_BATCH,
-                    batch_id=batch.id,
-                    attempts=Request.attempts + 1,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False)
-            )
+        moved += guarded_move(
+            session,
+            RequestMoves.CLAIMED,
+            among(session, Request.id, part),
+            # Not indexable on state, for the reason given in ingest._still_in_batch.
+            unindexed=True,
+            synchronize=False,
+            batch_id=batch.id,
+            attempts=Request.attempts + 1,
+            updated_at=now,
         )
     if moved != len(request_ids):
         raise RuntimeError(f"claimed {len(request_ids)} requests but moved {moved}")

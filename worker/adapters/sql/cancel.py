@@ -9,8 +9,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from batchline.adapters.sql.rows import changed
-from batchline.domain.states import BatchState, RequestState
+from batchline.adapters.sql.rows import changed, guarded_move
+from batchline.domain.states import BatchState, RequestMoves, batch_states_leading_to
 from batchline.models import Batch, Request
 
 
@@ -19,14 +19,8 @@ def request_batch_cancel(session: Session, batch_id: int, now: datetime) -> bool
         update(Batch)
         .where(
             Batch.id == batch_id,
-            Batch.state.in_(
-                [
-                    BatchState.PREPARED,
-                    BatchState.SUBMITTING,
-                    BatchState.SUBMITTED,
-                    BatchState.UNKNOWN,
-                ]
-            ),
+            # Not a move: any batch that may yet end remotely can be asked to cancel.
+            Batch.state.in_(sorted(batch_states_leading_to(BatchState.ENDED))),
         )
         .values(cancel_requested=True, next_poll_at=now, updated_at=now)
     )
@@ -34,14 +28,12 @@ def request_batch_cancel(session: Session, batch_id: int, now: datetime) -> bool
 
 
 def cancel_queued_request(session: Session, request_id: str, now: datetime) -> bool:
-    result = session.execute(
-        update(Request)
-        .where(Request.id == request_id, Request.state == RequestState.QUEUED)
-        .values(
-            state=RequestState.CANCELED,
-            finished_at=now,
-            updated_at=now,
-            last_error="canceled before submission",
-        )
+    moved = guarded_move(
+        session,
+        RequestMoves.CANCELED_WHILE_QUEUED,
+        Request.id == request_id,
+        finished_at=now,
+        updated_at=now,
+        last_error="canceled before submission",
     )
-    return changed(result) == 1
+    return moved == 1

@@ -15,11 +15,11 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from batchline.adapters import bulk
-from batchline.adapters.sql.rows import among, chunks, move_batch
+from batchline.adapters.sql.rows import among, chunks, guarded_move, move_batch
 from batchline.domain.custom_ids import (
     RequestRef,
 )
-from batchline.domain.states import BatchState, RequestState
+from batchline.domain.states import BatchMoves, RequestState, request_move
 from batchline.models import Request, Result
 
 
@@ -102,8 +102,8 @@ def settle_requests(
     """Move this batch's in_batch requests to `state` (only those on `attempt`,
     when given); returns those that moved."""
     terminal = state is not RequestState.QUEUED
+    move = request_move(RequestState.IN_BATCH, state)
     values: dict[str, Any] = {
-        "state": state,
         "batch_id": None,
         "updated_at": now,
         "last_error": error,
@@ -118,13 +118,17 @@ def settle_requests(
     moved: list[str] = []
     for part in chunks(list(request_ids)):
         # Guarded on membership: a request settled by another batch stays as it is.
-        stmt = (
-            update(Request)
-            .where(among(session, Request.id, part), *guards)
-            .values(**values)
-            .returning(Request.id)
+        moved.extend(
+            guarded_move(
+                session,
+                move,
+                among(session, Request.id, part),
+                *guards,
+                unindexed=True,
+                returning=Request.id,
+                **values,
+            )
         )
-        moved.extend(session.scalars(stmt))
     return moved
 
 
@@ -155,15 +159,15 @@ def _still_in_batch(batch_id: int) -> tuple[Any, ...]:
     tempts the planner, when its statistics predate the batch (always, for a
     new batch), to scan every row of the batch once per chunk instead.
     """
-    return (Request.state + "" == RequestState.IN_BATCH, Request.batch_id + 0 == batch_id)
+    # The state half (`state + ''`) is guarded_move's `unindexed`.
+    return (Request.batch_id + 0 == batch_id,)
 
 
 def finish_ingestion(session: Session, batch_id: int, now: datetime) -> bool:
     return move_batch(
         session,
         batch_id,
-        [BatchState.ENDED],
-        state=BatchState.INGESTED,
+        BatchMoves.INGESTED,
         ingested_at=now,
         lease_until=None,
         updated_at=now,

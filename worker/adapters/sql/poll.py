@@ -12,9 +12,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from batchline.adapters.batch_api import RemoteBatch
-from batchline.adapters.sql.rows import move_batch
+from batchline.adapters.sql.rows import changed, move_batch
 from batchline.adapters.sql.submit import remote_fields
-from batchline.domain.states import BatchState
+from batchline.domain.states import BatchMoves, BatchState
 from batchline.models import Batch
 
 
@@ -40,10 +40,14 @@ def record_poll(
     """Store what the poll saw; SUBMITTED -> ENDED once the remote batch ended."""
     values: dict[str, Any] = {**remote_fields(remote), "updated_at": now}
     if remote.ended:
-        values["state"] = BatchState.ENDED
-    else:
-        values["next_poll_at"] = next_poll
-    return move_batch(session, batch_id, [BatchState.SUBMITTED], **values)
+        return move_batch(session, batch_id, BatchMoves.ENDED, **values)
+    # Not a move: the batch stays where ENDED would take it from, and only there.
+    result = session.execute(
+        update(Batch)
+        .where(Batch.id == batch_id, Batch.state == BatchMoves.ENDED.source)
+        .values(next_poll_at=next_poll, **values)
+    )
+    return changed(result) == 1
 
 
 def mark_gone(session: Session, batch_id: int, error: str, now: datetime) -> bool:
@@ -51,8 +55,7 @@ def mark_gone(session: Session, batch_id: int, error: str, now: datetime) -> boo
     return move_batch(
         session,
         batch_id,
-        [BatchState.SUBMITTED],
-        state=BatchState.ENDED,
+        BatchMoves.ENDED,
         error=error,
         processing_status="ended",
         updated_at=now,

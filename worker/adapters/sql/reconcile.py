@@ -23,7 +23,7 @@ from batchline.adapters.sql.submit import remote_fields
 from batchline.domain.custom_ids import (
     RequestRef,
 )
-from batchline.domain.states import BatchState, RequestState
+from batchline.domain.states import BatchState, RequestState, batch_sources
 from batchline.models import Batch, Request
 
 
@@ -92,7 +92,7 @@ def claim_from_unknown(session: Session, batch_id: int, refs: Sequence[RequestRe
         by_attempt[ref.attempt].append(ref.request_id)
     # SUBMITTING too: a create whose answer is so late its batch was found first
     # (a recorded answer would have moved it on, and a late one defers to this batch).
-    lost = select(Batch.id).where(Batch.state.in_([BatchState.UNKNOWN, BatchState.SUBMITTING]))
+    lost = select(Batch.id).where(Batch.state.in_(sorted(batch_sources(BatchState.SUBMITTED))))
     moved = 0
     for attempt, request_ids in by_attempt.items():
         for part in chunks(request_ids):

@@ -1,9 +1,9 @@
-"""Shared pieces of the SQL adapter: id lists, dialect-specific inserts, the guarded batch move."""
+"""Shared pieces of the SQL adapter: id lists, dialect-specific inserts, the guarded move."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
 
 from sqlalchemy import (
     any_,
@@ -13,8 +13,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from batchline.domain.states import BatchState
-from batchline.models import Batch
+from batchline.domain.states import BatchState, Move
+from batchline.models import Batch, Request
 
 ID_CHUNK = 5_000
 
@@ -51,11 +51,59 @@ def insert_for(session: Session, table: Any) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
-def move_batch(session: Session, batch_id: int, src: Iterable[BatchState], **values: Any) -> bool:
-    result = session.execute(
-        update(Batch).where(Batch.id == batch_id, Batch.state.in_(list(src))).values(**values)
-    )
-    return changed(result) == 1
+@overload
+def guarded_move(
+    session: Session,
+    move: Move[Any],
+    *where: Any,
+    unindexed: bool = ...,
+    synchronize: bool = ...,
+    returning: None = ...,
+    **values: Any,
+) -> int: ...
+
+
+@overload
+def guarded_move(
+    session: Session,
+    move: Move[Any],
+    *where: Any,
+    unindexed: bool = ...,
+    synchronize: bool = ...,
+    returning: Any,
+    **values: Any,
+) -> list[Any]: ...
+
+
+def guarded_move(
+    session: Session,
+    move: Move[Any],
+    *where: Any,
+    unindexed: bool = False,
+    synchronize: bool = True,
+    returning: Any = None,
+    **values: Any,
+) -> int | list[Any]:
+    """Make `move` on the rows matching `where` that are in its source state.
+
+    Every state change of a batch or request goes through here, so the source
+    state always comes from `batchline.domain.states`. Returns how many rows
+    moved, or with `returning` that column of each row that moved. `unindexed`
+    writes the state guard so no index can serve it (see ingest._still_in_batch).
+    """
+    model: Any = Batch if isinstance(move.target, BatchState) else Request
+    state = model.state + "" if unindexed else model.state
+    stmt = update(model).where(state == move.source, *where).values(state=move.target, **values)
+    if not synchronize:
+        stmt = stmt.execution_options(synchronize_session=False)
+    if returning is not None:
+        return list(session.scalars(stmt.returning(returning)))
+    return changed(session.execute(stmt))
+
+
+def move_batch(session: Session, batch_id: int, move: Move[BatchState], **values: Any) -> bool:
+    moved: int = guarded_move(session, move, Batch.id == batch_id, returning=None, **values)
+    return moved == 1
 
 
 def get_batch(session: Session, batch_id: int) -> Batch | None:

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     Connection,
     or_,
     select,
-    update,
 )
 from sqlalchemy.orm import Session
 
 from batchline.adapters.batch_api import RemoteBatch
-from batchline.adapters.sql.rows import changed, move_batch
-from batchline.domain.custom_ids import (
-    encode_custom_id,
-)
-from batchline.domain.prefix import with_hour_breakpoints
-from batchline.domain.states import BatchState, RequestState
+from batchline.adapters.sql.rows import guarded_move, move_batch
+from batchline.domain.batch_body import BodyRow, encode_body
+from batchline.domain.states import BatchMoves, BatchState, Move, RequestMoves, RequestState
 from batchline.models import Batch, Request
 
 
@@ -41,21 +36,16 @@ def batches_ready_to_submit(session: Session, now: datetime, limit: int = 100) -
 def begin_submission(session: Session, batch_id: int, now: datetime) -> bool:
     """PREPARED -> SUBMITTING, committed before create is called (the intent)."""
     # Guarded: of two workers handed the same batch, exactly one calls create.
-    result = session.execute(
-        update(Batch)
-        .where(
-            Batch.id == batch_id,
-            Batch.state == BatchState.PREPARED,
-            or_(Batch.next_submit_at.is_(None), Batch.next_submit_at <= now),
-        )
-        .values(
-            state=BatchState.SUBMITTING,
-            submit_started_at=now,
-            submit_tries=Batch.submit_tries + 1,
-            updated_at=now,
-        )
+    moved = guarded_move(
+        session,
+        BatchMoves.BEGIN_SUBMIT,
+        Batch.id == batch_id,
+        or_(Batch.next_submit_at.is_(None), Batch.next_submit_at <= now),
+        submit_started_at=now,
+        submit_tries=Batch.submit_tries + 1,
+        updated_at=now,
     )
-    return changed(result) == 1
+    return moved == 1
 
 
 def batch_betas(conn: Connection | Session, batch_id: int) -> list[str]:
@@ -75,19 +65,8 @@ def iter_batch_body(
         .order_by(Request.id)
         .execution_options(yield_per=fetch)
     )
-    yield b'{"requests":['
-    first = True
-    for rows in conn.execute(stmt).partitions():
-        parts = []
-        for request_id, attempt, params, ttl_1h in rows:
-            custom_id = encode_custom_id(request_id, attempt, deployment)
-            if ttl_1h:
-                params = orjson.dumps(with_hour_breakpoints(orjson.loads(params))).decode()
-            parts.append(f'{{"custom_id":"{custom_id}","params":{params}}}')
-        text = ",".join(parts)
-        yield (text if first else "," + text).encode()
-        first = False
-    yield b"]}"
+    slices = ([BodyRow(*row) for row in rows] for rows in conn.execute(stmt).partitions())
+    yield from encode_body(slices, deployment)
 
 
 def remote_fields(remote: RemoteBatch) -> dict[str, Any]:
@@ -112,8 +91,7 @@ def record_submission(
     return move_batch(
         session,
         batch_id,
-        [BatchState.SUBMITTING],
-        state=BatchState.SUBMITTED,
+        BatchMoves.CREATE_ACCEPTED,
         remote_id=remote.id,
         submitted_at=now,
         next_poll_at=next_poll,
@@ -129,8 +107,7 @@ def record_create_not_accepted(
     return move_batch(
         session,
         batch_id,
-        [BatchState.SUBMITTING],
-        state=BatchState.PREPARED,
+        BatchMoves.CREATE_NOT_ACCEPTED,
         next_submit_at=retry_at,
         error=error,
         updated_at=now,
@@ -141,8 +118,7 @@ def record_outcome_unknown(session: Session, batch_id: int, error: str, now: dat
     return move_batch(
         session,
         batch_id,
-        [BatchState.SUBMITTING],
-        state=BatchState.UNKNOWN,
+        BatchMoves.CREATE_OUTCOME_LOST,
         error=error,
         updated_at=now,
     )
@@ -153,39 +129,39 @@ def refuse_batch(session: Session, batch_id: int, error: str, now: datetime) -> 
     if not move_batch(
         session,
         batch_id,
-        [BatchState.SUBMITTING],
-        state=BatchState.REFUSED,
+        BatchMoves.CREATE_REFUSED,
         error=error,
         updated_at=now,
     ):
         return False
-    session.execute(
-        update(Request)
-        .where(Request.batch_id == batch_id, Request.state == RequestState.IN_BATCH)
-        .values(
-            state=RequestState.FAILED,
-            batch_id=None,
-            charged_attempts=Request.charged_attempts + 1,
-            last_error=f"batch refused: {error}",
-            finished_at=now,
-            updated_at=now,
-        )
+    guarded_move(
+        session,
+        RequestMoves.FAILED,
+        Request.batch_id == batch_id,
+        batch_id=None,
+        charged_attempts=Request.charged_attempts + 1,
+        last_error=f"batch refused: {error}",
+        finished_at=now,
+        updated_at=now,
     )
     return True
 
 
 def release_batch(
-    session: Session, batch_id: int, src: Iterable[BatchState], reason: str, now: datetime
+    session: Session, batch_id: int, move: Move[BatchState], reason: str, now: datetime
 ) -> bool:
-    """The batch was never created remotely: its requests go back to the queue."""
-    if not move_batch(
-        session, batch_id, src, state=BatchState.RELEASED, error=reason, updated_at=now
-    ):
+    """The batch was never created remotely (`move` says from which state it is
+    released): its requests go back to the queue."""
+    if move.target is not BatchState.RELEASED:
+        raise ValueError(f"not a release: {move}")
+    if not move_batch(session, batch_id, move, error=reason, updated_at=now):
         return False
-    session.execute(
-        update(Request)
-        .where(Request.batch_id == batch_id, Request.state == RequestState.IN_BATCH)
-        .values(state=RequestState.QUEUED, batch_id=None, updated_at=now)
+    guarded_move(
+        session,
+        RequestMoves.BACK_TO_QUEUE,
+        Request.batch_id == batch_id,
+        batch_id=None,
+        updated_at=now,
     )
     return True
 
@@ -195,8 +171,7 @@ def adopt_remote(session: Session, batch_id: int, remote: RemoteBatch, now: date
     return move_batch(
         session,
         batch_id,
-        [BatchState.UNKNOWN],
-        state=BatchState.SUBMITTED,
+        BatchMoves.ADOPTED,
         remote_id=remote.id,
         origin="adopted",
         submitted_at=now,
