@@ -15,8 +15,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from batchline.adapters.sql import capacity as capacity_sql
+from batchline.adapters.sql import rows as rows_sql
 from batchline.domain.scheduling import lowered_limit, room
-from batchline.models import Batch
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def admit(session: Session, batch_id: int, limit: int, now: datetime) -> str | N
     if limit <= 0:
         return None
     effective = capacity_sql.lock_capacity(session, now)
-    batch = session.get(Batch, batch_id)
+    batch = rows_sql.get_batch(session, batch_id)
     count = batch.request_count if batch is not None else 0
     in_flight = capacity_sql.requests_in_flight(session)
     if count <= room(limit, effective, in_flight):
