@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from batchline.adapters import store
+from batchline.adapters import queries, store
 from batchline.adapters.intake import IntakeEntry
 from batchline.errors import BrokerUnavailable
 from batchline.services.intake import request_row
@@ -53,5 +53,5 @@ class DurableIntake:
                 present = store.existing_request_ids(session, list(held))
                 for entry, key in entries:
                     if entry.request_id not in present:
-                        held[entry.request_id] = store.request_id_for_key(session, key) or ""
+                        held[entry.request_id] = queries.request_id_for_key(session, key) or ""
         return held

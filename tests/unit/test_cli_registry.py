@@ -32,9 +32,9 @@ def _defined_commands() -> dict[str, click.Command]:
     found = {}
     for name in _product_modules():
         for attribute, value in vars(importlib.import_module(name)).items():
-            if isinstance(value, click.Command) and not isinstance(value, LazyCommand):
-                if getattr(value.callback, "__module__", None) == name:
-                    found[f"{name}.{attribute}"] = value
+            defined_here = getattr(getattr(value, "callback", None), "__module__", None) == name
+            if isinstance(value, click.Command) and defined_here:
+                found[f"{name}.{attribute}"] = value
     return found
 
 
