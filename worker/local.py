@@ -24,8 +24,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
+from batchline.adapters.redis_health import redis_answers
 from batchline.database import upgrade
 from batchline.settings import DEFAULT_DATA_DIR, Settings, redact
 
@@ -44,19 +43,10 @@ class LocalService:
 
 
 def free_port() -> int:
+    """A TCP port on loopback that nothing listens on (for servers started here)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def redis_answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
 
 
 @contextmanager

@@ -57,4 +57,3 @@ def test_cli__every_command_in_the_product_is_registered() -> None:
 def test_cli__the_root_adds_only_stand_ins_from_the_table() -> None:
     assert sorted(cli.commands) == sorted(LAZY_COMMANDS)
     assert all(isinstance(c, LazyCommand) for c in cli.commands.values())
-
