@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-import batchline.migrations as _migrations_package
 from batchline.settings import Settings, redact
 
 # Execution option for a connection that only reads (see _sqlite_engine).
 READ_ONLY = "batchline_read_only"
 # Found through the package, not beside this file: the repository's migrations/
-# folder is mapped into the `batchline.migrations` namespace.
-MIGRATIONS_DIR = Path(_migrations_package.__file__ or "").resolve().parent
+# folder is mapped into the `batchline.migrations` namespace. Looked up as a
+# resource, not imported: its env.py imports this module.
+MIGRATIONS_DIR = Path(str(files("batchline.migrations") / "__init__.py")).resolve().parent
 
 
 def prepare_sqlite_path(url: str) -> None:

@@ -241,7 +241,7 @@ class Settings(BaseSettings):
         return field in self.model_fields_set
 
     def _check_http(self) -> None:
-        from batchline.http_api.auth import parse_tokens
+        from batchline.domain.tokens import parse_tokens
 
         try:
             parse_tokens(self.http_tokens)
