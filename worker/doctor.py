@@ -10,9 +10,10 @@ import httpx2
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
-from batchline.adapters import queries, store
+from batchline.adapters import queries
 from batchline.adapters.anthropic_api import DEFAULT_BASE_URL
 from batchline.adapters.redis_health import redis_problems
+from batchline.adapters.sql import controls as controls_sql
 from batchline.database import current_and_head, make_engine, make_session_factory
 from batchline.domain.pauses import how_it_ends
 from batchline.domain.timing import parse_http_date
@@ -98,7 +99,7 @@ def check_database(settings: Settings) -> list[Finding]:
                 )
             ]
         with make_session_factory(engine)() as session:
-            paused = store.submission_paused(session)
+            paused = controls_sql.submission_paused(session)
             capped = spend_cap_reached(session, settings.daily_spend_cap_usd, datetime.now(UTC))
             margin = timedelta(hours=settings.results_expiry_margin_hours)
             expiring = queries.results_expiring(session, datetime.now(UTC), margin)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from batchline.adapters import queries, store
+from batchline.adapters import queries
+from batchline.adapters.sql import rows as rows_sql
 from batchline.cli.output import BATCH_FIELDS, counts, echo_json, fields_table, out, row_dict
 from batchline.cli.shared import batch_number, friendly_errors, load_settings
 from batchline.database import session_scope
@@ -75,7 +76,7 @@ def batches_show(batch: str, as_json: bool) -> None:
     and its requests' states."""
     with session_scope(load_settings()) as session:
         batch_id = batch_number(session, batch)
-        row = store.get_batch(session, batch_id)
+        row = rows_sql.get_batch(session, batch_id)
         states = queries.batch_request_states(session, batch_id)
         cache = queries.batch_cache_stats(session, batch_id)
         if as_json:

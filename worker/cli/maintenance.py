@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from batchline.adapters import maintenance, store
+from batchline.adapters import maintenance
+from batchline.adapters.sql import controls as controls_sql
 from batchline.cli.shared import batch_number, friendly_errors, load_settings
 from batchline.database import session_scope
 
@@ -75,5 +76,5 @@ def purge(older_than: float, yes: bool) -> None:
 def resume() -> None:
     """Resume submission after it was paused (billing, authentication, spend limit)."""
     with session_scope(load_settings(), write=True) as session:
-        was = store.resume_submission(session)
+        was = controls_sql.resume_submission(session)
     click.echo("submission resumed" if was else "submission was not paused")

@@ -14,8 +14,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from batchline import ledger
-from batchline.adapters import queries, store
+from batchline.adapters import queries
 from batchline.adapters.intake_counts import dead_letters, queue_depth
+from batchline.adapters.sql import controls as controls_sql
 from batchline.cli.output import counts, echo_json, out, row_dict
 from batchline.cli.shared import friendly_errors, load_settings
 from batchline.database import session_scope
@@ -32,7 +33,7 @@ def render_status(settings: Settings) -> Group:
         tokens = queries.token_totals(session)
         spent = ledger.spend(session)
         capped = ledger.spend_cap_reached(session, settings.daily_spend_cap_usd, datetime.now(UTC))
-        paused = store.submission_paused(session)
+        paused = controls_sql.submission_paused(session)
         bad = queries.bad_results(session)
         flying = queries.in_flight_batches(session)
         expiring = queries.results_expiring(
@@ -131,7 +132,7 @@ def status_document(settings: Settings) -> dict[str, object]:
             "spend_usd": spent.batch_usd,
             "saving_usd": spent.saving_usd,
             "duplicate_results": tokens.duplicates,
-            "paused": _pause_document(store.submission_paused(session)),
+            "paused": _pause_document(controls_sql.submission_paused(session)),
             "in_flight": [
                 row_dict(b, "id remote_id state request_count")
                 for b in queries.in_flight_batches(session)
