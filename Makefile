@@ -22,6 +22,7 @@ test: services
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo  # the one-way import rules of ARCHITECTURE.md
 
 typecheck:
 	$(BIN)/mypy

@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 import orjson
 
 from batchline.http_api.auth import token_digest
+from batchline.local import free_port
 from batchline.producer import Producer
 from batchline.settings import Settings
 from bench.data import request_bodies
@@ -27,12 +27,6 @@ from bench.environment import fresh_redis
 from bench.report import Emit, Figure
 
 TOKEN = "bench-token-" + "x" * 20
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _serve(database_url: str, redis_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -103,7 +97,7 @@ def run(database_url: str, redis_url: str, count: int, work: Path, emit: Emit) -
     client = fresh_redis(redis_url)
     bodies = request_bodies(count)
     encoded = [orjson.dumps(b) for b in bodies]
-    port = _free_port()
+    port = free_port()
     proc = _serve(database_url, redis_url, port, work / "serve.log")
     producer = Producer(
         Settings(database_url=database_url, redis_url=redis_url, stream_key_prefix="bench"), client

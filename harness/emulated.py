@@ -13,12 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from batchline.adapters.anthropic_api import AnthropicBatchApi
-from batchline.adapters.intake import RedisIntakeStream
-from batchline.adapters.notify import RedisNotifier
-from batchline.database import make_engine, make_session_factory
 from batchline.domain.states import BatchState
 from batchline.emulator import EmulatorServer
-from batchline.keys import RedisKeys
 from batchline.models import Batch, Request
 from batchline.services import assemble, ingest, poll, submit
 from batchline.services.context import Pipeline
@@ -44,25 +40,15 @@ def on_emulator(
     redis_url: str,
     redis_client: object,
     emulator_factory: Callable[..., EmulatorServer],
+    build_test_pipeline: Callable[..., Pipeline],
 ) -> Iterator[tuple[Pipeline, EmulatorServer, ShiftedClock]]:
     emulator = emulator_factory(processing_seconds=0.0)
     settings = make_settings(pg_db, redis_url, create_timeout_seconds=5)
-    engine = make_engine(pg_db)
-    keys = RedisKeys(settings.stream_key_prefix)
     api = AnthropicBatchApi("sk-ant-test", emulator.base_url, create_timeout=5, max_retries=0)
     clock = ShiftedClock()
-    pipeline = Pipeline(
-        settings=settings,
-        engine=engine,
-        sessions=make_session_factory(engine),
-        api=api,
-        intake=RedisIntakeStream(redis_client, keys),  # type: ignore[arg-type]
-        notifier=RedisNotifier(redis_client, keys),  # type: ignore[arg-type]
-        clock=clock,
-    )
+    pipeline = build_test_pipeline(settings, api=api, redis_client=redis_client, clock=clock)
     yield pipeline, emulator, clock
     api.close()
-    engine.dispose()
 
 
 def run_once(pipeline: Pipeline) -> None:

@@ -8,18 +8,12 @@ server.start()     # same port, same dir: reloads from the AOF
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 
-import redis
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from batchline.adapters.redis_health import redis_answers
+from batchline.local import free_port
 
 
 class PrivateRedis:
@@ -67,11 +61,4 @@ class PrivateRedis:
         self.proc = None
 
     def _answers(self) -> bool:
-        client = redis.Redis.from_url(self.url, socket_timeout=1)
-        try:
-            # Still loading the AOF answers LOADING: not up yet.
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
+        return redis_answers(self.url)

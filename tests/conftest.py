@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,10 @@ import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from batchline.adapters.intake import RedisIntakeStream
 from batchline.adapters.memory_api import MemoryBatchApi
-from batchline.adapters.notify import RedisNotifier
-from batchline.database import make_engine, make_session_factory, upgrade
-from batchline.keys import RedisKeys
+from batchline.database import make_engine, upgrade
 from batchline.models import metadata
+from batchline.runtime import build_pipeline
 from batchline.services.context import Pipeline
 from batchline.settings import Settings
 
@@ -133,6 +131,24 @@ def memory_api(clock: Clock) -> MemoryBatchApi:
     return MemoryBatchApi(now=clock)
 
 
+BuildPipeline = Callable[..., Pipeline]
+
+
+@pytest.fixture
+def build_test_pipeline() -> Iterator[BuildPipeline]:
+    """Builds pipelines as a worker does (`runtime.build_pipeline`), with the ports or
+    the clock a test swaps as keyword overrides; their engines are disposed after."""
+    built: list[Pipeline] = []
+
+    def build(settings: Settings, **overrides: Any) -> Pipeline:
+        built.append(build_pipeline(settings, **overrides))
+        return built[-1]
+
+    yield build
+    for pipeline in built:
+        pipeline.engine.dispose()
+
+
 @pytest.fixture
 def pipeline(
     db_url: str,
@@ -140,18 +156,8 @@ def pipeline(
     redis_url: str,
     memory_api: MemoryBatchApi,
     clock: Clock,
-) -> Iterator[Pipeline]:
+    build_test_pipeline: BuildPipeline,
+) -> Pipeline:
     """The pipeline over real SQL and Redis, with the in-memory Batch API."""
     settings = make_settings(db_url, redis_url)
-    engine = make_engine(db_url)
-    keys = RedisKeys(settings.stream_key_prefix)
-    yield Pipeline(
-        settings=settings,
-        engine=engine,
-        sessions=make_session_factory(engine),
-        api=memory_api,
-        intake=RedisIntakeStream(redis_client, keys),
-        notifier=RedisNotifier(redis_client, keys),
-        clock=clock,
-    )
-    engine.dispose()
+    return build_test_pipeline(settings, api=memory_api, redis_client=redis_client, clock=clock)

@@ -10,21 +10,23 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-import batchline.migrations as _migrations_package
-from batchline.settings import Settings
+from batchline.settings import Settings, redact
 
 # Execution option for a connection that only reads (see _sqlite_engine).
 READ_ONLY = "batchline_read_only"
 # Found through the package, not beside this file: the repository's migrations/
-# folder is mapped into the `batchline.migrations` namespace.
-MIGRATIONS_DIR = Path(_migrations_package.__file__ or "").resolve().parent
+# folder is mapped into the `batchline.migrations` namespace. Looked up as a
+# resource, not imported: its env.py imports this module.
+MIGRATIONS_DIR = Path(str(files("batchline.migrations") / "__init__.py")).resolve().parent
 
 
 def prepare_sqlite_path(url: str) -> None:
@@ -109,3 +111,30 @@ def current_and_head(engine: Engine) -> tuple[str | None, str | None]:
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
     return current, head
+
+
+def database_problem(settings: Settings) -> str | None:
+    """What is wrong with the configured database, as one line saying what to do;
+    None when it answers and is at the migrations' head."""
+    where = f"the database at {redact(settings.database_url)}"
+    engine = make_engine(settings.database_url)
+    try:
+        current, head = current_and_head(engine)
+    except SQLAlchemyError as exc:
+        return (
+            f"{where} (BATCHLINE_DATABASE_URL) does not answer ({first_line(exc)}): "
+            "start it or fix BATCHLINE_DATABASE_URL"
+        )
+    finally:
+        engine.dispose()
+    if current is None:
+        return f"{where} has no batchline tables yet: run `batchline db upgrade`"
+    if current != head:
+        return f"{where} is at migration {current}, not {head}: run `batchline db upgrade`"
+    return None
+
+
+def first_line(exc: BaseException) -> str:
+    """An error's first line, from the driver's own error when SQLAlchemy wraps one."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,4 +1,4 @@
-"""`batchline doctor`: check a live setup and say what is wrong and how to fix it."""
+"""The checks behind `batchline doctor`: what is wrong with a live setup and how to fix it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-import click
 import httpx2
 import redis
 from sqlalchemy.exc import SQLAlchemyError
@@ -15,12 +14,11 @@ from batchline.adapters import queries
 from batchline.adapters.anthropic_api import DEFAULT_BASE_URL
 from batchline.adapters.redis_health import redis_problems
 from batchline.adapters.sql import controls as controls_sql
-from batchline.cli import friendly_errors, load_settings, redact
-from batchline.database import current_and_head, make_engine, make_session_factory, session_scope
+from batchline.database import current_and_head, make_engine, make_session_factory
 from batchline.domain.pauses import how_it_ends
 from batchline.domain.timing import parse_http_date
 from batchline.ledger import spend_cap_reached
-from batchline.settings import Settings
+from batchline.settings import Settings, redact
 
 MAX_CLOCK_SKEW_SECONDS = 30.0
 
@@ -210,26 +208,3 @@ def run_checks(settings: Settings) -> list[Finding]:
         + check_api(settings)
         + check_flower(flower)
     )
-
-
-@click.command()
-@friendly_errors
-def doctor() -> None:
-    """Check Redis, the database, the API key and the clock; exit 1 on problems."""
-    findings = run_checks(load_settings())
-    failed = False
-    for finding in findings:
-        mark = "ok  " if finding.ok else ("warn" if finding.warning else "FAIL")
-        click.echo(f"[{mark}] {finding.what}" + (f" -> {finding.fix}" if finding.fix else ""))
-        failed = failed or (not finding.ok and not finding.warning)
-    if failed:
-        raise SystemExit(1)
-
-
-@click.command()
-@friendly_errors
-def resume() -> None:
-    """Resume submission after it was paused (billing, authentication, spend limit)."""
-    with session_scope(load_settings(), write=True) as session:
-        was = controls_sql.resume_submission(session)
-    click.echo("submission resumed" if was else "submission was not paused")

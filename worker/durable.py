@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from batchline.adapters import queries
 from batchline.adapters.intake import IntakeEntry
 from batchline.adapters.sql import intake as intake_sql
 from batchline.errors import BrokerUnavailable
@@ -62,5 +63,5 @@ class DurableIntake:
                 present = intake_sql.existing_request_ids(session, list(held))
                 for entry, key in entries:
                     if entry.request_id not in present:
-                        held[entry.request_id] = intake_sql.request_id_for_key(session, key) or ""
+                        held[entry.request_id] = queries.request_id_for_key(session, key) or ""
         return held

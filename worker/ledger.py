@@ -14,14 +14,13 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
-from batchline.adapters import spending
+from batchline.adapters import ledger_queries, spending
+from batchline.adapters.ledger_queries import SpendTotals
 from batchline.domain.cost import MILLION, Estimate, PriceTable
 from batchline.domain.validation import encode_params
-from batchline.models import Request, Result
 from batchline.prices import load_prices
 
 
@@ -37,40 +36,31 @@ class Spend:
         return self.synchronous_usd - self.batch_usd
 
 
-def _spend_columns() -> list[ColumnElement[Any]]:
-    return [
-        func.coalesce(func.sum(Result.cost_usd), 0),
-        func.count(),
-        func.count().filter(Result.cost_usd.is_(None), Result.result_type == "succeeded"),
-    ]
-
-
-def _spend(row: Any, table: PriceTable) -> Spend:
-    batch = Decimal(str(row[0]))
-    return Spend(batch, batch / table.batch_discount, int(row[1]), int(row[2]))
+def _spend(totals: SpendTotals, table: PriceTable) -> Spend:
+    return Spend(
+        totals.batch_usd,
+        totals.batch_usd / table.batch_discount,
+        totals.results,
+        totals.unknown_cost_results,
+    )
 
 
 def spend(
     session: Session, since: datetime | None = None, table: PriceTable | None = None
 ) -> Spend:
-    prices = table or load_prices()
-    stmt = select(*_spend_columns())
-    if since is not None:
-        stmt = stmt.where(Result.created_at >= since)
-    return _spend(session.execute(stmt).one(), prices)
+    return _spend(ledger_queries.spend_totals(session, since), table or load_prices())
 
 
 def spend_by_batch(session: Session, table: PriceTable | None = None) -> dict[int, Spend]:
     prices = table or load_prices()
-    rows = session.execute(select(Result.batch_id, *_spend_columns()).group_by(Result.batch_id))
-    return {int(r[0]): _spend(r[1:], prices) for r in rows}
+    totals = ledger_queries.spend_totals_by_batch(session)
+    return {batch: _spend(t, prices) for batch, t in totals.items()}
 
 
 def spend_by_day(session: Session, table: PriceTable | None = None) -> dict[str, Spend]:
     prices = table or load_prices()
-    day = func.date(Result.created_at)
-    rows = session.execute(select(day, *_spend_columns()).group_by(day).order_by(day))
-    return {str(r[0]): _spend(r[1:], prices) for r in rows}
+    totals = ledger_queries.spend_totals_by_day(session)
+    return {day: _spend(t, prices) for day, t in totals.items()}
 
 
 def spend_by_tag(
@@ -78,13 +68,8 @@ def spend_by_tag(
 ) -> dict[str | None, Spend]:
     """Spend grouped by the value of one tag (None: requests without that tag)."""
     prices = table or load_prices()
-    value = Request.tags[tag].as_string()
-    rows = session.execute(
-        select(value, *_spend_columns())
-        .join(Request, Request.id == Result.request_id)
-        .group_by(value)
-    )
-    return {r[0]: _spend(r[1:], prices) for r in rows}
+    totals = ledger_queries.spend_totals_by_tag(session, tag)
+    return {value: _spend(t, prices) for value, t in totals.items()}
 
 
 def estimate(

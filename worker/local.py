@@ -24,10 +24,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
+from batchline.adapters.redis_health import redis_answers
 from batchline.database import upgrade
-from batchline.settings import DEFAULT_DATA_DIR, Settings
+from batchline.settings import DEFAULT_DATA_DIR, Settings, redact
 
 Say = Callable[[str], None]
 
@@ -44,19 +43,10 @@ class LocalService:
 
 
 def free_port() -> int:
+    """A TCP port on loopback that nothing listens on (for servers started here)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def redis_answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
 
 
 @contextmanager
@@ -114,10 +104,10 @@ def local_service(
         if settings.configured("redis_url"):
             if not redis_answers(settings.redis_url):
                 raise LocalStartError(
-                    f"Redis at BATCHLINE_REDIS_URL ({_redact(settings.redis_url)}) does not "
+                    f"Redis at BATCHLINE_REDIS_URL ({redact(settings.redis_url)}) does not "
                     "answer: start it, or unset BATCHLINE_REDIS_URL to use a private redis-server"
                 )
-            say(f"Redis: {_redact(settings.redis_url)} (BATCHLINE_REDIS_URL)")
+            say(f"Redis: {redact(settings.redis_url)} (BATCHLINE_REDIS_URL)")
         else:
             url = stack.enter_context(private_redis(data_dir / "redis", say))
             settings = settings.replace(redis_url=url)
@@ -183,10 +173,10 @@ def _migrate(settings: Settings, say: Say) -> None:
         upgrade(settings.database_url)
     except SQLAlchemyError as exc:
         raise LocalStartError(
-            f"database at {_redact(settings.database_url)} ({where}) does not answer "
+            f"database at {redact(settings.database_url)} ({where}) does not answer "
             f"({type(exc).__name__}): start it or fix BATCHLINE_DATABASE_URL"
         ) from None
-    say(f"database: {_redact(settings.database_url)} ({where}, migrated to head)")
+    say(f"database: {redact(settings.database_url)} ({where}, migrated to head)")
 
 
 def child_env(settings: Settings) -> dict[str, str]:
@@ -210,9 +200,3 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=5)
-
-
-def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)

@@ -12,14 +12,13 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import click
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import Float, cast, func, select
 
 from batchline.adapters import queries
-from batchline.cli import database_problem, friendly_errors, load_settings
-from batchline.database import READ_ONLY, make_engine, make_session_factory
+from batchline.adapters.intake_counts import dead_letters, queue_depth
+from batchline.database import READ_ONLY, database_problem, make_engine, make_session_factory
 from batchline.models import Batch, Result
 from batchline.services.capacity import CapacityUse, capacity_use
 from batchline.settings import Settings
@@ -65,7 +64,6 @@ class BatchlineCollector(Collector):
             engine.dispose()
 
     def _collect(self, sessions: Any) -> Iterator[Any]:
-        from batchline.cli_ops import dead_letters, queue_depth
         from batchline.losses import lost_count
 
         depth = queue_depth(self._settings)
@@ -189,26 +187,3 @@ def registry_for(settings: Settings) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(BatchlineCollector(settings))
     return registry
-
-
-@click.command()
-@click.option("--port", default=9808, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@friendly_errors
-def metrics(port: int, host: str) -> None:
-    """Serve Prometheus metrics on http://HOST:PORT/metrics until Ctrl-C."""
-    import time
-
-    from prometheus_client import start_http_server
-
-    settings = load_settings()
-    problem = database_problem(settings)
-    if problem is not None:
-        click.echo(f"warning: {problem}", err=True)
-    server, thread = start_http_server(port, addr=host, registry=registry_for(settings))
-    click.echo(f"metrics on http://{host}:{port}/metrics", err=True)
-    try:
-        while thread.is_alive():
-            time.sleep(1)
-    except KeyboardInterrupt:
-        server.shutdown()

@@ -10,14 +10,19 @@ from __future__ import annotations
 import gc
 import os
 import threading
+from collections.abc import Callable
+from datetime import datetime
+
+import redis
 
 from batchline.adapters.anthropic_api import AnthropicBatchApi
-from batchline.adapters.intake import RedisIntakeStream
+from batchline.adapters.batch_api import BatchApi
+from batchline.adapters.intake import IntakeStream, RedisIntakeStream
 from batchline.adapters.notify import RedisNotifier
 from batchline.adapters.redis_health import make_client
 from batchline.database import make_engine, make_session_factory
 from batchline.keys import RedisKeys
-from batchline.services.context import Pipeline
+from batchline.services.context import Notifier, Pipeline, utcnow
 from batchline.settings import Settings
 
 _lock = threading.Lock()
@@ -32,22 +37,43 @@ def settings() -> Settings:
     return _settings
 
 
-def build_pipeline(config: Settings) -> Pipeline:
+def build_pipeline(
+    config: Settings,
+    *,
+    api: BatchApi | None = None,
+    redis_client: redis.Redis | None = None,
+    intake: IntakeStream | None = None,
+    notifier: Notifier | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> Pipeline:
+    """The pipeline a worker runs on. A test or a tool swaps any port (the Batch API,
+    the Redis client under the intake stream and notifier, either of those) or the
+    clock, and gets the rest as a worker would."""
     engine = make_engine(config.database_url)
-    client = make_client(config)
-    keys = RedisKeys(config.stream_key_prefix)
-    api = AnthropicBatchApi(
-        api_key=config.api_key,
-        base_url=config.base_url,
-        create_timeout=config.create_timeout_seconds,
-    )
+    if intake is None or notifier is None:
+        # Made lazily by redis-py: no connection until the first command.
+        client = make_client(config) if redis_client is None else redis_client
+        keys = RedisKeys(config.stream_key_prefix)
+        if intake is None:
+            intake = RedisIntakeStream(client, keys)
+        if notifier is None:
+            notifier = RedisNotifier(client, keys)
     return Pipeline(
         settings=config,
         engine=engine,
         sessions=make_session_factory(engine),
-        api=api,
-        intake=RedisIntakeStream(client, keys),
-        notifier=RedisNotifier(client, keys),
+        api=_anthropic_api(config) if api is None else api,
+        intake=intake,
+        notifier=notifier,
+        clock=clock,
+    )
+
+
+def _anthropic_api(config: Settings) -> AnthropicBatchApi:
+    return AnthropicBatchApi(
+        api_key=config.api_key,
+        base_url=config.base_url,
+        create_timeout=config.create_timeout_seconds,
     )
 
 

@@ -256,7 +256,7 @@ class Settings(BaseSettings):
         return field in self.model_fields_set
 
     def _check_http(self) -> None:
-        from batchline.http_api.auth import parse_tokens
+        from batchline.domain.tokens import parse_tokens
 
         try:
             parse_tokens(self.http_tokens)
@@ -344,7 +344,7 @@ def _describe(exc: ValidationError) -> str:
         "finite_number": "a finite number",
         "bool_parsing": "true or false",
     }.get(error["type"], f"valid ({error['msg']})")
-    return f"{var} must be {kind}, got {_redact(str(error.get('input')))!r:.80}"
+    return f"{var} must be {kind}, got {redact(str(error.get('input')))!r:.80}"
 
 
 def _check_dashboard(basic_auth: str, refresh_seconds: float) -> None:
@@ -364,15 +364,14 @@ def _check_url(var: str, url: str, schemes: tuple[str, ...]) -> None:
     scheme = urlsplit(url).scheme.split("+", 1)[0]
     if scheme not in schemes:
         raise SettingsError(
-            f"{var} must be a URL with scheme {' or '.join(schemes)}, got {_redact(url)!r}"
+            f"{var} must be a URL with scheme {' or '.join(schemes)}, got {redact(url)!r}"
         )
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
+    """A URL fit to print or log: its password replaced."""
     try:
-        parts = urlsplit(url)
-        if parts.password:
-            return url.replace(parts.password, "***")
+        password = urlsplit(url).password
     except ValueError:
-        pass
-    return url
+        return url
+    return url.replace(f":{password}@", ":***@") if password else url

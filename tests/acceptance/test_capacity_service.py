@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import generate_latest
 from sqlalchemy import func, select
 
-from batchline.cli_ops import status_document
+from batchline.cli.status import status_document
 from batchline.database import make_engine
 from batchline.emulator import EmulatorServer
 from batchline.metrics import registry_for

@@ -21,11 +21,11 @@ from sqlalchemy import select
 from batchline.adapters.sql import controls as controls_sql
 from batchline.database import make_engine, make_session_factory
 from batchline.emulator import EmulatorServer
+from batchline.local import free_port
 from batchline.models import Batch, Request
 from batchline.producer import Item, Producer
 from batchline.settings import Settings
 from harness.processes import BIN, ServiceProcesses, service_env, wait_for
-from harness.redis_server import free_port
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.integration]
 

@@ -22,9 +22,10 @@ from sqlalchemy import create_engine, inspect
 
 from batchline.http_api.auth import token_digest
 from batchline.keys import RedisKeys
+from batchline.local import free_port
 from tests.deploy import compose_file
 from tests.deploy.conftest import PG_ADMIN_URL
-from tests.deploy.processes import NO_API, free_port, http_get, process_env, run, running
+from tests.deploy.processes import NO_API, http_get, process_env, run, running
 
 pytestmark = pytest.mark.integration
 

@@ -122,7 +122,7 @@ def test_dockerignore__keeps_secrets_and_local_state_out() -> None:
         assert not in_context(path, rules), path
     for path in (
         "pyproject.toml",
-        "worker/cli.py",
+        "worker/cli/__init__.py",
         "worker/emulator/cli.py",
         "models/tables.py",
         "migrations/env.py",

@@ -21,8 +21,8 @@ from click.testing import CliRunner
 from prometheus_client import generate_latest
 from sqlalchemy import select
 
+from batchline.adapters.intake_counts import dead_letters as dead_letter_count
 from batchline.cli import cli
-from batchline.cli_ops import dead_letters as dead_letter_count
 from batchline.database import make_engine, upgrade
 from batchline.domain.results import renamed_line
 from batchline.emulator import EmulatorServer

@@ -19,11 +19,7 @@ import redis
 from sqlalchemy import select, update
 
 from batchline.adapters.anthropic_api import AnthropicBatchApi
-from batchline.adapters.intake import RedisIntakeStream
-from batchline.adapters.notify import RedisNotifier
-from batchline.database import make_engine, make_session_factory
 from batchline.emulator import EmulatorServer, FaultConfig
-from batchline.keys import RedisKeys
 from batchline.models import Batch, Request, Result
 from batchline.producer import Producer
 from batchline.services import ingest, poll
@@ -31,7 +27,7 @@ from batchline.services.context import Pipeline
 from batchline.tasks import _left_for_next_sweep
 from harness.emulated import ShiftedClock, final_states, run_once
 from harness.hostile_api import HostileApi
-from tests.conftest import make_settings
+from tests.conftest import BuildPipeline, make_settings
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.emulator]
 
@@ -44,27 +40,19 @@ def hostile(
     redis_url: str,
     redis_client: redis.Redis,
     emulator_factory: Callable[..., EmulatorServer],
+    build_test_pipeline: BuildPipeline,
 ) -> Iterator[tuple[Pipeline, HostileApi, EmulatorServer]]:
     emulator = emulator_factory(processing_seconds=0.0)
     stub = HostileApi(emulator.base_url).start()
     settings = make_settings(pg_db, redis_url, create_timeout_seconds=5, max_attempts=3)
-    engine = make_engine(pg_db)
-    keys = RedisKeys(settings.stream_key_prefix)
     api = AnthropicBatchApi("sk-ant-test", stub.base_url, create_timeout=5, max_retries=0)
-    pipeline = Pipeline(
-        settings=settings,
-        engine=engine,
-        sessions=make_session_factory(engine),
-        api=api,
-        intake=RedisIntakeStream(redis_client, keys),
-        notifier=RedisNotifier(redis_client, keys),
-        clock=ShiftedClock(),
+    pipeline = build_test_pipeline(
+        settings, api=api, redis_client=redis_client, clock=ShiftedClock()
     )
     try:
         yield pipeline, stub, emulator
     finally:
         api.close()
-        engine.dispose()
         stub.stop()
 
 

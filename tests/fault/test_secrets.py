@@ -26,11 +26,11 @@ from batchline.adapters.anthropic_api import AnthropicBatchApi
 from batchline.adapters.batch_api import CreateRefused
 from batchline.database import make_engine
 from batchline.emulator import EmulatorServer, FaultConfig
+from batchline.local import free_port
 from batchline.models import Request
 from batchline.producer import Producer
 from batchline.settings import Settings
 from harness.processes import CELERY, ServiceProcesses, service_env, wait_for
-from harness.redis_server import free_port
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.acceptance]
 

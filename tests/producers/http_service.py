@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from batchline.http_api.auth import token_digest
+from batchline.local import free_port
 from harness.processes import BIN, ServiceProcesses, wait_for
-from tests.deploy.processes import free_port
 
 # Tokens the tests present; the service is given only their digests.
 ADMIN_TOKEN = "tok-admin-" + "a" * 20

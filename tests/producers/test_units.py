@@ -8,7 +8,8 @@ from anthropic.types.messages import MessageBatchResult
 from pydantic import TypeAdapter
 
 from batchline.client import BatchCanceled, BatchExpired, to_message
-from batchline.http_api.auth import Principal, authenticate, parse_tokens, token_digest
+from batchline.domain.tokens import Principal, parse_tokens
+from batchline.http_api.auth import authenticate, token_digest
 from batchline.settings import Settings, SettingsError
 
 RESULT: TypeAdapter[MessageBatchResult] = TypeAdapter(MessageBatchResult)

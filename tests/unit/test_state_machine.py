@@ -30,12 +30,11 @@ from batchline.adapters.notify import NullNotifier
 from batchline.adapters.sql import controls as controls_sql
 from batchline.adapters.sql import intake as intake_sql
 from batchline.adapters.sql import submit as submit_sql
-from batchline.database import make_engine, make_session_factory
 from batchline.domain.custom_ids import new_request_id
 from batchline.domain.states import TERMINAL_REQUEST_STATES, BatchState, RequestState
 from batchline.models import Batch, Request, Result, metadata
+from batchline.runtime import build_pipeline
 from batchline.services import assemble, ingest, poll, reconcile, submit
-from batchline.services.context import Pipeline
 from batchline.settings import Settings
 
 OUTCOMES = ["succeeded", "overloaded_error", "invalid_request_error", "expired", "canceled"]
@@ -54,26 +53,26 @@ class PipelineMachine(RuleBasedStateMachine):
         super().__init__()
         self.dir = tempfile.TemporaryDirectory()
         url = f"sqlite:///{Path(self.dir.name) / 'sm.sqlite3'}"
-        self.engine = make_engine(url)
-        metadata.create_all(self.engine)
         self.now = datetime(2026, 1, 1, tzinfo=UTC)
         self.outcome_for: dict[str, str] = {}
         self.api = MemoryBatchApi(now=lambda: self.now, respond=self._respond)
-        self.pipeline = Pipeline(
-            settings=Settings(
+        self.pipeline = build_pipeline(
+            Settings(
                 database_url=url,
+                # Requests are inserted directly: nothing listens on the discard
+                # port, so a stray intake call fails instead of reaching a Redis.
+                redis_url="redis://127.0.0.1:9/0",
                 max_batch_requests=4,
                 max_wait_seconds=0,
                 create_timeout_seconds=30,
                 max_attempts=3,
             ),
-            engine=self.engine,
-            sessions=make_session_factory(self.engine),
             api=self.api,
-            intake=None,  # type: ignore[arg-type]  # requests are inserted directly
             notifier=NullNotifier(),
             clock=lambda: self.now,
         )
+        self.engine = self.pipeline.engine
+        metadata.create_all(self.engine)
         self.final: dict[str, str] = {}
 
     def teardown(self) -> None:

@@ -84,8 +84,18 @@ def find_batch_id(session: Session, given: str) -> int | None:
     return session.scalar(select(Batch.id).where(Batch.remote_id == given))
 
 
-def request_id_for_key(session: Session, key: str) -> str | None:
+def request_id_for_key(session: Session, key: str | None) -> str | None:
+    """The request enqueued under an idempotency key; None for no key or an unknown one."""
+    if key is None:
+        return None
     return session.scalar(select(Request.id).where(Request.idempotency_key == key))
+
+
+def known_keys(session: Session, keys: list[str]) -> set[str]:
+    """Which of these idempotency keys a request in SQL already has."""
+    return set(
+        session.scalars(select(Request.idempotency_key).where(Request.idempotency_key.in_(keys)))
+    )
 
 
 def final_result_line(session: Session, request_id: str) -> tuple[str, bytes | None] | None:

@@ -26,6 +26,18 @@ def make_client(settings: Settings) -> redis.Redis:
     return redis.Redis.from_url(settings.redis_url, **client_timeouts(settings))
 
 
+def redis_answers(url: str) -> bool:
+    """Whether a Redis at this URL answers PING within a second (one still loading
+    its append-only file answers LOADING: not yet)."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
 def client_timeouts(settings: Settings) -> dict[str, Any]:
     return {
         "socket_timeout": settings.redis_socket_timeout_seconds,

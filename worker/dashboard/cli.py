@@ -24,7 +24,7 @@ def _is_loopback(host: str) -> bool:
 @click.option("--port", default=8710, show_default=True, type=int, help="Port to listen on.")
 def dashboard(host: str, port: int) -> None:
     """Serve the web dashboard: queue, batches, requests, spend; live, with actions."""
-    from batchline.cli import load_settings
+    from batchline.cli.shared import load_settings
     from batchline.dashboard.app import create_app
     from batchline.logs import configure
     from batchline.web import serve_app

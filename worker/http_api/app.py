@@ -24,8 +24,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from batchline.database import READ_ONLY, make_engine, make_session_factory
+from batchline.domain.tokens import Principal, parse_tokens
 from batchline.http_api import views
-from batchline.http_api.auth import Principal, authenticate, parse_tokens
+from batchline.http_api.auth import authenticate
 from batchline.http_api.errors import ApiError, invalid
 from batchline.http_api.intake import (
     Accepted,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from batchline.cli import friendly_errors, load_settings
+from batchline.cli.shared import friendly_errors, load_settings
 from batchline.web import serve_app
 
 

@@ -11,8 +11,8 @@ from anyio import to_thread
 from starlette.requests import Request
 
 from batchline.domain.custom_ids import CUSTOM_ID_PATTERN
+from batchline.domain.tokens import Principal
 from batchline.domain.validation import InvalidRequest
-from batchline.http_api.auth import Principal
 from batchline.http_api.errors import ApiError, from_enqueue, invalid
 from batchline.producer import Item, Producer
 

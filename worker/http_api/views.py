@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from batchline.adapters import queries
 from batchline.adapters.sql import rows as rows_sql
+from batchline.domain.tokens import Principal
 from batchline.handles import to_sdk_result
-from batchline.http_api.auth import Principal
 from batchline.http_api.errors import ApiError
 from batchline.models import Batch
 

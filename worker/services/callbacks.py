@@ -14,10 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import select, update
-
-from batchline.domain.states import TERMINAL_REQUEST_STATES
-from batchline.models import Request
+from batchline.adapters import callback_queries
 from batchline.services.context import Pipeline
 
 log = logging.getLogger("batchline.callbacks")
@@ -28,28 +25,12 @@ Send = Callable[[str, str], None]
 
 def dispatch_callbacks(pipeline: Pipeline, send: Send, limit: int = 500) -> int:
     """Send due callbacks, up to `limit`; returns how many were sent."""
-    finals = [s.value for s in TERMINAL_REQUEST_STATES]
     with pipeline.sessions.begin() as session:
-        due = session.execute(
-            select(Request.id, Request.on_result)
-            .where(
-                Request.on_result.is_not(None),
-                Request.notified_at.is_(None),
-                Request.state.in_(finals),
-            )
-            .order_by(Request.finished_at)
-            .limit(limit)
-            # A second dispatcher skips these rows instead of sending them again.
-            .with_for_update(skip_locked=True)
-        ).all()
+        due = callback_queries.lock_due_callbacks(session, limit)
         for request_id, task_name in due:
-            send(str(task_name), request_id)
+            send(task_name, request_id)
         if due:
-            session.execute(
-                update(Request)
-                .where(Request.id.in_([r[0] for r in due]))
-                .values(notified_at=pipeline.clock())
-            )
+            callback_queries.mark_notified(session, [r[0] for r in due], pipeline.clock())
     if due:
         log.info("sent %d result callbacks", len(due), extra={"count": len(due)})
     return len(due)

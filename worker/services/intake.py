@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
+from batchline.adapters import queries
 from batchline.adapters.intake import (
     IntakeEntry,
     StreamEntry,
@@ -119,7 +120,7 @@ def _settle_key_reuse(session: Session, rows: list[dict[str, Any]], now: datetim
     for row in rows:
         if row["id"] in present:
             continue  # a redelivered entry: already in SQL, nothing to do
-        first = intake_sql.request_id_for_key(session, row["idempotency_key"])
+        first = queries.request_id_for_key(session, row["idempotency_key"])
         duplicate = {
             **row,
             "idempotency_key": None,

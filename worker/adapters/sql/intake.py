@@ -50,9 +50,3 @@ def existing_request_ids(session: Session, request_ids: Sequence[str]) -> set[st
     for part in chunks(list(request_ids)):
         found.update(session.scalars(select(Request.id).where(among(session, Request.id, part))))
     return found
-
-
-def request_id_for_key(session: Session, key: str | None) -> str | None:
-    if key is None:
-        return None
-    return session.scalar(select(Request.id).where(Request.idempotency_key == key))
