@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
-from batchline.adapters.intake import (
+from batchline.adapters.intake_entries import (
     IntakeEntry,
     StreamEntry,
     decode_entries,
