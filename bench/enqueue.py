@@ -6,7 +6,7 @@ from typing import Any
 
 import redis
 
-from batchline.adapters.intake import IntakeEntry, encode_fields
+from batchline.adapters.intake_entries import IntakeEntry, encode_fields
 from batchline.domain.custom_ids import new_request_id
 from batchline.keys import RedisKeys
 from batchline.producer import Producer

@@ -18,7 +18,7 @@ import httpx2
 import redis
 from sqlalchemy import text
 
-from batchline.adapters.intake import StreamEntry, decode_entries
+from batchline.adapters.intake_entries import StreamEntry, decode_entries
 from batchline.database import make_engine
 from batchline.keys import RedisKeys
 from batchline.producer import Producer

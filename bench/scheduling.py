@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy import select
 
-from batchline.adapters.intake import IntakeEntry
+from batchline.adapters.intake_entries import IntakeEntry
 from batchline.adapters.memory_api import MemoryBatchApi
 from batchline.adapters.sql import intake as intake_sql
 from batchline.database import make_engine, make_session_factory

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchline.adapters import queries
-from batchline.adapters.intake import IntakeEntry
+from batchline.adapters.intake_entries import IntakeEntry
 from batchline.adapters.sql import intake as intake_sql
 from batchline.errors import BrokerUnavailable
 from batchline.services.intake import request_row

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import redis
 
-from batchline.adapters.intake import IntakeEntry, RedisIntakeStream
+from batchline.adapters.intake import RedisIntakeStream
+from batchline.adapters.intake_entries import IntakeEntry
 from batchline.adapters.redis_health import broker_errors, make_client
 from batchline.backpressure import Backpressure
 from batchline.database import READ_ONLY, make_engine, make_session_factory

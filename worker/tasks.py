@@ -11,13 +11,11 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-import redis
-from sqlalchemy.exc import OperationalError
-
 from batchline import runtime
-from batchline.adapters.batch_api import ApiUnavailable
+from batchline.adapters.failures import failure_of
 from batchline.celery_app import app
 from batchline.domain.pauses import KEY, pause_kind
+from batchline.domain.retry import Action, decide
 from batchline.services import assemble, callbacks, ingest, pauses, poll, reconcile, submit
 from batchline.services import intake as intake_service
 
@@ -26,18 +24,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _left_for_next_sweep(fn: F) -> F:
+    """Failures the retry policy leaves for the next sweep are logged and swallowed."""
+
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        # redis' ConnectionError is not the builtin one: Redis restarting is passing too.
-        except (
-            OperationalError,
-            ApiUnavailable,
-            ConnectionError,
-            redis.ConnectionError,
-            redis.TimeoutError,
-        ) as exc:
+        except Exception as exc:
+            kind = failure_of(exc)
+            if kind is None or decide(kind).action is not Action.NEXT_SWEEP:
+                raise
             log.warning("%s: %s; the next sweep retries", fn.__name__, type(exc).__name__)
             return None
 

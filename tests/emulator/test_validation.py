@@ -13,13 +13,21 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
+from anthropic.types import message_create_params as create_params
 from anthropic.types.beta import BetaMessage
+from anthropic.types.beta import message_create_params as beta_create_params
 from anthropic.types.beta.messages import BetaMessageBatch, BetaMessageBatchIndividualResponse
 from anthropic.types.messages import MessageBatchIndividualResponse
 from pydantic import BaseModel
 
+from batchline.domain.validation import (
+    InvalidRequest,
+    allowed_params,
+    encode_params,
+    known_params,
+)
 from batchline.emulator import EmulatorServer
-from batchline.emulator.validation import params_error
+from batchline.emulator.validation import Surface, params_error
 from tests.emulator.helpers import API_HEADERS, end_processing, jsonl_lines
 from tests.emulator.sdk_examples import BASE, CURATED, MCP_BETA, every_param
 from tests.emulator_fixtures import make_async_client, make_client
@@ -170,9 +178,14 @@ RULES: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("stream in a batch", {"stream": True}, "stream: Input should be False"),
     (
-        "a param the SDK does not type",
-        {"temperature": 0.5},
-        "temperature: Extra inputs are not permitted",
+        "a param neither the SDK nor batchline knows",
+        {"temprature": 0.5},
+        "temprature: Extra inputs are not permitted",
+    ),
+    (
+        "a sampling param that is not a number",
+        {"temperature": "hot"},
+        "temperature: Input should be a valid number",
     ),
     (
         "a text block without text",
@@ -224,10 +237,39 @@ def test_validation__each_cross_field_rule_errors_the_request_naming_the_field(
         },
         {"model": "claude-opus-4-6", "max_tokens": 128_000},
         {"model": "claude-opus-5", "max_tokens": 300_000},
+        # Dropped from the SDK's types, still documented: batchline's door takes them.
+        {"temperature": 0.5, "top_p": 0.9, "top_k": 5},
     ],
 )
 def test_validation__documented_shapes_pass(change: dict[str, Any]) -> None:
     assert params_error({**BASE, **change}) is None
+
+
+@pytest.mark.parametrize("beta", [False, True])
+def test_validation__the_emulator_takes_exactly_the_names_batchline_takes(beta: bool) -> None:
+    """One list of request parameter names, read from the installed SDK's types:
+    batchline's door and the emulator refuse the same names."""
+    surface = Surface(beta, ("some-beta-2025-01-01",) if beta else ())
+    betas = ["some-beta-2025-01-01"] if beta else None
+    types = beta_create_params if beta else create_params
+    sdk_names = _keys(types.MessageCreateParamsNonStreaming) - {"betas"}
+    assert known_params(beta) == sdk_names
+    for name in sorted(allowed_params(beta) - set(BASE)):
+        # A value of the wrong type: refused for its value, never for its name.
+        problem = params_error({**BASE, name: {"not": "this"}}, surface)
+        assert problem is not None, name
+        assert problem != f"{name}: Extra inputs are not permitted", problem
+        assert not problem.startswith(f"{name}: needs its beta"), problem
+    for name in ("temprature", "extra_headers", "timeout"):
+        assert params_error({**BASE, name: 1}, surface) == (
+            f"{name}: Extra inputs are not permitted"
+        )
+        with pytest.raises(InvalidRequest, match=name):
+            encode_params({**BASE, name: 1}, betas=betas)
+
+
+def _keys(spec: Any) -> set[str]:
+    return set(spec.__required_keys__ | spec.__optional_keys__)
 
 
 def test_validation__every_beta_batch_endpoint_answers_the_sdks_beta_types(

@@ -16,10 +16,10 @@ import redis
 from sqlalchemy import Table, func, select
 
 from batchline.adapters import bulk
-from batchline.adapters.intake import (
+from batchline.adapters.intake import RedisIntakeStream
+from batchline.adapters.intake_entries import (
     BUNDLE_MAX_REQUESTS,
     IntakeEntry,
-    RedisIntakeStream,
     StreamEntry,
     decode_entries,
     requests_in,

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from batchline.adapters.intake import IntakeEntry, RedisIntakeStream
+from batchline.adapters.intake import RedisIntakeStream
+from batchline.adapters.intake_entries import IntakeEntry
 from batchline.keys import RedisKeys
 from batchline.producer import Item, Producer
 from batchline.settings import Settings

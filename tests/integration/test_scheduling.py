@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from batchline.adapters.batch_api import CreateNotAccepted
 from batchline.adapters.memory_api import MemoryBatchApi
+from batchline.domain.retry import Failure
 from batchline.models import Request
 from batchline.producer import Item, Producer
 from batchline.services import assemble, capacity, submit
@@ -153,7 +154,7 @@ def test_capacity__a_429_lowers_the_limit_until_a_create_succeeds(
     first, second = assemble.assemble_batches(pipeline)
     assert submit.submit_batch(pipeline, first) == "submitted"
     memory_api.refuse_next_creates.append(
-        CreateNotAccepted("HTTP 429 queue full", retry_after=1, status=429)
+        CreateNotAccepted("HTTP 429 queue full", retry_after=1, kind=Failure.CREATE_RATE_LIMITED)
     )
 
     assert submit.submit_batch(pipeline, second) == "not-accepted"

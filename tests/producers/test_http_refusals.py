@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from batchline import cookbook
-from batchline.adapters.intake import StreamEntry, decode_entries
+from batchline.adapters.intake_entries import StreamEntry, decode_entries
 from batchline.domain.validation import InvalidRequest, encode_params
 from batchline.http_api.openapi import document
 from batchline.keys import RedisKeys

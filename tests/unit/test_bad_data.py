@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from batchline.adapters.intake import StreamEntry, decode_entries, split_bundle
+from batchline.adapters.intake_entries import StreamEntry, decode_entries, split_bundle
 from batchline.domain.jsonl import HEAD_BYTES, Overlong, iter_lines
 from batchline.domain.results import (
     UnreadableLine,

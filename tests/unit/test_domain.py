@@ -1,4 +1,4 @@
-"""Pure domain code: validation, custom_ids, planning, retry policy, JSONL lines."""
+"""Pure domain code: validation, custom_ids, planning, JSONL lines."""
 
 from __future__ import annotations
 
@@ -19,8 +19,6 @@ from batchline.domain.custom_ids import (
 from batchline.domain.jsonl import iter_lines
 from batchline.domain.planning import Limits, should_cut, take_while_fits
 from batchline.domain.results import UnreadableLine, parse_line
-from batchline.domain.retry import decide
-from batchline.domain.states import RequestState
 from batchline.domain.validation import (
     InvalidRequest,
     allowed_params,
@@ -177,27 +175,6 @@ def test_planning__cut_when_full_or_old_enough() -> None:
     assert should_cut(3, 300, 60, limits, 60)
     assert should_cut(10, 300, 0, limits, 60)
     assert should_cut(2, 9_900, 0, limits, 60)
-
-
-@pytest.mark.parametrize(
-    ("kind", "error", "attempt", "expected"),
-    [
-        ("succeeded", None, 1, RequestState.SUCCEEDED),
-        ("canceled", None, 1, RequestState.CANCELED),
-        ("expired", None, 1, RequestState.QUEUED),
-        ("expired", None, 3, RequestState.EXPIRED),
-        ("errored", "overloaded_error", 1, RequestState.QUEUED),
-        ("errored", "api_error", 3, RequestState.FAILED),
-        ("errored", "invalid_request_error", 1, RequestState.FAILED),
-        ("errored", "authentication_error", 1, RequestState.FAILED),
-        ("errored", "billing_error", 3, RequestState.QUEUED),
-        ("mystery", None, 1, RequestState.FAILED),
-    ],
-)
-def test_retry__decide(kind: str, error: str | None, attempt: int, expected: RequestState) -> None:
-    outcome = decide(kind, error, attempt, max_attempts=3)
-    assert outcome.next_state is expected
-    assert outcome.pause_submission == (error == "billing_error")
 
 
 @given(

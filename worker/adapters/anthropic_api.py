@@ -19,22 +19,24 @@ from anthropic.types.messages import MessageBatch
 
 from batchline.adapters.batch_api import (
     ApiUnavailable,
+    CreateError,
     CreateNotAccepted,
     CreateOutcomeUnknown,
     CreateRefused,
     RemoteBatch,
     RemoteBatchGone,
 )
+from batchline.domain.retry import Action, Failure, decide
 from batchline.domain.timing import parse_http_date
 
 # A results stream silent this long is cut (and retried): well under the
 # ingestion lease, so a stalled download cannot outlive its lease.
 RESULTS_READ_TIMEOUT_SECONDS = 60.0
 DEFAULT_BASE_URL = "https://api.anthropic.com"
-# Statuses that prove the API created nothing and will accept a later try.
-_NOT_ACCEPTED = {429, 529}
-# Statuses that mean no create will work until a person acts: pause, do not fail requests.
-_PAUSING = {401, 402, 403}
+# The API refuses the key itself.
+_KEY_REFUSED = {401, 403}
+# A timeout or a conflict: the server may have done the work before answering.
+_MAYBE_DONE = {408, 409}
 
 
 def to_remote(batch: MessageBatch) -> RemoteBatch:
@@ -114,11 +116,11 @@ class AnthropicBatchApi:
             raise CreateOutcomeUnknown(f"create outcome unknown: {exc}") from None
 
     def retrieve(self, remote_id: str) -> RemoteBatch:
-        with _unavailable_on_transient():
+        with _classified():
             return to_remote(self._client.messages.batches.retrieve(remote_id))
 
     def list_recent(self, created_after: datetime) -> Iterator[RemoteBatch]:
-        with _unavailable_on_transient():
+        with _classified():
             for batch in self._client.messages.batches.list(limit=100):
                 if batch.created_at <= created_after:
                     return
@@ -126,12 +128,12 @@ class AnthropicBatchApi:
 
     def server_time(self) -> datetime | None:
         # The smallest answer that carries the API's Date header.
-        with _unavailable_on_transient():
+        with _classified():
             raw = self._client.messages.batches.with_raw_response.list(limit=1)
         return parse_http_date(raw.headers.get("date"))
 
     def cancel(self, remote_id: str) -> RemoteBatch:
-        with _unavailable_on_transient():
+        with _classified():
             return to_remote(self._client.messages.batches.cancel(remote_id))
 
     @contextmanager
@@ -144,31 +146,52 @@ class AnthropicBatchApi:
             timeout=httpx2.Timeout(RESULTS_READ_TIMEOUT_SECONDS, connect=10.0)
         )
         with (
-            _unavailable_on_transient(),
+            _classified(),
             client.messages.batches.with_streaming_response.results(remote_id) as response,
         ):
             yield response.iter_bytes()
 
 
-def _classify_create_error(exc: anthropic.APIStatusError) -> Exception:
-    status = exc.status_code
-    message = f"create answered HTTP {status} {_error_type(exc)}: {_error_message(exc)}"
-    if status in _NOT_ACCEPTED:
-        return CreateNotAccepted(message, retry_after=_retry_after(exc), status=status)
-    if status in _PAUSING or "spend_limit" in _error_type(exc):
-        return CreateRefused(message, pause=True)
-    if 400 <= status < 500 and status not in (408, 409):
-        return CreateRefused(message)
+def _classify_create_error(exc: anthropic.APIStatusError) -> CreateError:
+    message = f"create answered HTTP {exc.status_code} {_error_type(exc)}: {_error_message(exc)}"
+    kind = create_failure(exc.status_code, _error_type(exc))
+    if kind in (Failure.CREATE_RATE_LIMITED, Failure.CREATE_OVERLOADED):
+        return CreateNotAccepted(message, retry_after=_retry_after(exc), kind=kind)
+    if kind in (Failure.CREATE_SERVER_ERROR, Failure.CREATE_NO_ANSWER):
+        return CreateOutcomeUnknown(message, kind)
+    return CreateRefused(message, kind=kind)
+
+
+def create_failure(status: int, error_type: str) -> Failure:
+    """What a create's HTTP error says happened."""
+    if status == 429:
+        return Failure.CREATE_RATE_LIMITED
+    if status == 529:
+        return Failure.CREATE_OVERLOADED
+    if status in _KEY_REFUSED:
+        return Failure.CREATE_KEY_REFUSED
+    if status == 402 or "spend_limit" in error_type:
+        return Failure.CREATE_BILLING_REFUSED
+    if 400 <= status < 500 and status not in _MAYBE_DONE:
+        return Failure.CREATE_INVALID
     # 5xx, 408, 409: the server may have created the batch before failing.
-    return CreateOutcomeUnknown(message)
+    return Failure.CREATE_SERVER_ERROR
+
+
+def call_failure(status: int) -> Failure:
+    """What a retrieve, list, cancel or results call's HTTP error says happened."""
+    if status == 404:
+        return Failure.BATCH_GONE
+    if status in _MAYBE_DONE or status == 429 or status >= 500:
+        return Failure.CALL_UNAVAILABLE
+    return Failure.CALL_REFUSED
 
 
 @contextmanager
-def _unavailable_on_transient() -> Iterator[None]:
+def _classified() -> Iterator[None]:
+    """The SDK's and the transport's errors as `ApiFailure`s of their kind."""
     try:
         yield
-    except anthropic.NotFoundError as exc:
-        raise RemoteBatchGone(f"HTTP 404 {_error_type(exc)}: {_error_message(exc)}") from None
     except (
         anthropic.APIConnectionError,
         anthropic.APIResponseValidationError,
@@ -178,9 +201,15 @@ def _unavailable_on_transient() -> Iterator[None]:
     ) as exc:
         raise ApiUnavailable(f"{type(exc).__name__}") from None
     except anthropic.APIStatusError as exc:
-        if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
-            raise ApiUnavailable(f"HTTP {exc.status_code} {_error_type(exc)}") from None
-        raise
+        kind = call_failure(exc.status_code)
+        if decide(kind).action is Action.ESCALATE:
+            # As the SDK raised it: its type and status say most to a person (and
+            # to the key check in services.pauses).
+            raise
+        text = f"HTTP {exc.status_code} {_error_type(exc)}"
+        if kind is Failure.BATCH_GONE:
+            raise RemoteBatchGone(f"{text}: {_error_message(exc)}") from None
+        raise ApiUnavailable(text, kind) from None
 
 
 def _error_body(exc: anthropic.APIStatusError) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""The Message Batches API port: six calls, and what a create's failure means.
+"""The Message Batches API port: six calls, and the failures they raise.
 
 `AnthropicBatchApi` drives the real SDK; `batchline.adapters.memory_api` has an
 in-memory implementation of the same port for unit tests of the services.
+Each failure carries its `domain.retry.Failure` kind: the adapter says what
+happened, the retry policy what to do about it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+
+from batchline.domain.retry import Failure
 
 
 @dataclass(frozen=True)
@@ -38,39 +42,59 @@ class RemoteBatch:
         return self.processing_status == "ended"
 
 
-class CreateError(Exception):
+class ApiFailure(Exception):
+    """A call to the API that failed; `kind` names how, for the retry policy."""
+
+    kind: Failure = Failure.CALL_UNAVAILABLE
+
+    def __init__(
+        self, message: str, kind: Failure | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
+        # Seconds the API asked us to wait before the next try, if it said.
+        self.retry_after = retry_after
+
+
+class CreateError(ApiFailure):
     """A create that did not (knowingly) produce a batch. Subclasses say what is known."""
+
+    kind = Failure.CREATE_NO_ANSWER
 
 
 class CreateNotAccepted(CreateError):
     """The API answered and created nothing, for a reason that passes (429, 529)."""
 
+    kind = Failure.CREATE_RATE_LIMITED
+
     def __init__(
-        self, message: str, retry_after: float | None = None, status: int | None = None
+        self, message: str, retry_after: float | None = None, kind: Failure | None = None
     ) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-        # 429: over a limit (the queue limit lowers batchline's effective capacity).
-        self.status = status
+        super().__init__(message, kind, retry_after)
 
 
 class CreateRefused(CreateError):
-    """The API answered and will never accept this create (4xx). `pause` for billing."""
+    """The API answered and will not accept this create: a 4xx (`pause`: the
+    account or key, which a person must fix, rather than the body)."""
 
-    def __init__(self, message: str, pause: bool = False) -> None:
-        super().__init__(message)
-        self.pause = pause
+    kind = Failure.CREATE_INVALID
+
+    def __init__(self, message: str, pause: bool = False, kind: Failure | None = None) -> None:
+        super().__init__(message, kind or (Failure.CREATE_BILLING_REFUSED if pause else None))
 
 
 class CreateOutcomeUnknown(CreateError):
     """No usable answer: the batch may or may not exist. The reconciler decides."""
 
 
-class RemoteBatchGone(Exception):
+class RemoteBatchGone(ApiFailure):
     """The remote batch, or its results, no longer exist (deleted, or archived after 29 days)."""
 
+    kind = Failure.BATCH_GONE
 
-class ApiUnavailable(Exception):
+
+class ApiUnavailable(ApiFailure):
     """A retrieve/list/cancel/results call failed for a reason that passes."""
 
 

@@ -7,7 +7,10 @@ endpoints check the same params at once (a 400).
 
 Params are checked against the installed SDK's own request types (read at run
 time by `sdk_types`: the beta types on the beta endpoints), then against the
-API's documented cross-field rules, which the types cannot show.
+API's documented cross-field rules, which the types cannot show. Which names a
+request may carry is batchline's one list (`domain.validation.allowed_params`,
+itself read from the SDK's types), so the emulator refuses exactly what
+batchline's door refuses.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from anthropic.types import message_count_tokens_params as count_params
 from anthropic.types import message_create_params as create_params
 from anthropic.types.beta import message_count_tokens_params as beta_count_params
 from anthropic.types.beta import message_create_params as beta_create_params
+
+from batchline.domain.validation import SAMPLING_PARAMS, allowed_params
 
 from .errors import invalid_request
 from .sdk_types import checker, format_problem
@@ -130,15 +135,40 @@ def params_error(params: Params, surface: Surface = NON_BETA, *, batch: bool = T
     kind = (
         types.MessageCreateParamsStreaming if streaming else types.MessageCreateParamsNonStreaming
     )
-    problem = checker(kind).check(params)
+    problem = _names_error(params, surface) or _typed_error(params, kind)
     if problem is not None:
-        return format_problem(problem)
+        return problem
     return (
         _unnamed_beta_error(params, surface)
         or _max_tokens_error(params, batch)
         or _messages_error(params)
         or _tools_error(params)
     )
+
+
+def _names_error(params: Params, surface: Surface) -> str | None:
+    """A parameter batchline's own door (domain.validation) would not let through.
+
+    One list for both: the door and the emulator accept the same names."""
+    # The beta types carry `betas` in a request's params too; batchline sends
+    # it as the anthropic-beta header instead, so its door leaves it out.
+    allowed = allowed_params(surface.beta) | ({"betas"} if surface.beta else frozenset())
+    unknown = [str(name) for name in params if name not in allowed]
+    return f"{unknown[0]}: Extra inputs are not permitted" if unknown else None
+
+
+def _typed_error(params: Params, kind: Any) -> str | None:
+    """Values checked against the SDK's request type; sampling parameters, which
+    the API still takes though the type dropped them, checked as numbers."""
+    typed = {k: v for k, v in params.items() if k not in SAMPLING_PARAMS}
+    problem = checker(kind).check(typed)
+    if problem is not None:
+        return format_problem(problem)
+    for name in SAMPLING_PARAMS & params.keys():
+        value = params[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{name}: Input should be a valid number"
+    return None
 
 
 def count_params_error(params: Params, surface: Surface = NON_BETA) -> str | None:
@@ -155,7 +185,7 @@ def _unnamed_beta_error(params: Params, surface: Surface) -> str | None:
     # goes with which param is not in the types, so any named beta will do.
     if not surface.beta or surface.betas:
         return None
-    extra = sorted(set(params) - _PLAIN_KEYS - {"betas"})
+    extra = sorted(set(params) - allowed_params() - {"betas"})
     if extra:
         return f"{extra[0]}: needs its beta named in the anthropic-beta header"
     return None
@@ -239,18 +269,6 @@ def _tools_error(params: Params) -> str | None:
     ):
         return f"tool_choice.name: Tool {choice.get('name')!r} not found in tools"
     return None
-
-
-_PLAIN_KEYS = frozenset().union(
-    *(
-        kind.__required_keys__ | kind.__optional_keys__
-        for kind in (
-            create_params.MessageCreateParamsStreaming,
-            create_params.MessageCreateParamsNonStreaming,
-            count_params.MessageCountTokensParams,
-        )
-    )
-)
 
 
 def max_output_tokens(model: str) -> int | None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from batchline.adapters.batch_api import ApiUnavailable, RemoteBatchGone
+from batchline.adapters.batch_api import ApiFailure
 from batchline.adapters.bulk import DATA_REFUSALS
 from batchline.adapters.sql import controls as controls_sql
 from batchline.adapters.sql import ingest as ingest_sql
@@ -43,12 +43,12 @@ from batchline.domain.results import (
     parse_overlong,
     refused,
 )
-from batchline.domain.retry import decide
-from batchline.domain.states import TERMINAL_REQUEST_STATES, RequestState
+from batchline.domain.retry import Action, decide
 from batchline.prices import load_prices
 from batchline.services.context import Pipeline
 from batchline.services.ingest_lease import DeadlinePassed, DownloadStopped, IngestLease
 from batchline.services.isolate import one_line, store_isolating
+from batchline.services.settle import Settled, settle_missing, settle_results
 
 log = logging.getLogger("batchline.ingest")
 
@@ -72,6 +72,11 @@ class IngestReport:
     unstorable: int = 0
     settled: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     requeued_missing: int = 0
+
+    def add_settled(self, settled: Settled) -> None:
+        self.duplicates += settled.duplicates
+        for state, n in settled.by_state.items():
+            self.settled[state] += n
 
     def add(self, other: IngestReport) -> None:
         self.new_results += other.new_results
@@ -98,32 +103,9 @@ def ingest_batch(pipeline: Pipeline, batch_id: int) -> IngestReport | None:
             for part in _batched(lines, settings.ingest_chunk, CHUNK_BYTES):
                 _ingest_chunk(pipeline, batch_id, part, report, owner)
                 lease.keep()
-    except ApiUnavailable:
-        # Give the batch back at once, so the next sweep retries without waiting out the lease.
-        lease.release()
-        raise
-    except RemoteBatchGone as exc:
-        # Deleted, or archived after 29 days: what was not read goes round again.
-        log.error(
-            "batch %d (%s) results are gone: %s",
-            batch_id,
-            remote_id,
-            exc,
-            extra={"batch_id": batch_id, "remote_id": remote_id},
-        )
-    except DownloadStopped as exc:
-        # What was stored stays stored; the next download skips it.
-        log.error(
-            "batch %d (%s) download stopped after %d lines: %s",
-            batch_id,
-            remote_id,
-            report.lines,
-            exc,
-            extra={"batch_id": batch_id, "remote_id": remote_id},
-        )
-        if isinstance(exc, DeadlinePassed):
-            lease.back_off()
-        return None
+    except (ApiFailure, DownloadStopped) as exc:
+        if not _download_failed(lease, batch_id, remote_id, report, exc):
+            return None
     _finish(pipeline, batch_id, report, owner)
     log.info(
         "batch %d (%s) ingested: %d lines, %d new, %d duplicate, %d unreadable, "
@@ -138,6 +120,41 @@ def ingest_batch(pipeline: Pipeline, batch_id: int) -> IngestReport | None:
         dict(report.settled),
     )
     return report
+
+
+def _download_failed(
+    lease: IngestLease,
+    batch_id: int,
+    remote_id: str,
+    report: IngestReport,
+    exc: ApiFailure | DownloadStopped,
+) -> bool:
+    """Carry out the retry policy's decision on a download that failed; True when
+    the batch is to be finished with what was read."""
+    action = decide(exc.kind).action
+    ids = {"batch_id": batch_id, "remote_id": remote_id}
+    if action is Action.NEXT_SWEEP:
+        # Give the batch back at once, so the next sweep retries without waiting out the lease.
+        lease.release()
+        raise exc
+    if action is Action.WRITE_OFF:
+        # Deleted, or archived after 29 days: what was not read goes round again.
+        log.error("batch %d (%s) results are gone: %s", batch_id, remote_id, exc, extra=ids)
+        return True
+    if action in (Action.BACK_OFF, Action.STOP):
+        # What was stored stays stored; the next download skips it.
+        log.error(
+            "batch %d (%s) download stopped after %d lines: %s",
+            batch_id,
+            remote_id,
+            report.lines,
+            exc,
+            extra=ids,
+        )
+        if action is Action.BACK_OFF:
+            lease.back_off()
+        return False
+    raise exc
 
 
 def _watched(chunks: Iterable[bytes], lease: IngestLease, deadline: float) -> Iterator[bytes]:
@@ -217,10 +234,11 @@ def _store(
         if not owner.planned:
             # The evidence: these results name these requests, so this is their batch.
             reconcile_sql.claim_from_unknown(session, batch_id, [ref for _, ref in fresh])
-        settled = _settle(pipeline, session, batch_id, fresh, tally, now)
+        settled = settle_results(session, batch_id, fresh, now)
+    tally.add_settled(settled)
     report.add(tally)
     # After the commit: waiters are woken only for what is durable.
-    pipeline.notifier.settled(settled)
+    pipeline.notifier.settled(settled.final)
 
 
 def _store_refused(
@@ -330,99 +348,10 @@ def _cost(parsed: ParsedResult, prices: PriceTable) -> Decimal | None:
     )
 
 
-def _settle(
-    pipeline: Pipeline,
-    session: Session,
-    batch_id: int,
-    fresh: list[tuple[ParsedResult, RequestRef]],
-    report: IngestReport,
-    now: datetime,
-) -> list[str]:
-    """Move each fresh result's request on; returns requests that became final."""
-    succeeded = [ref for p, ref in fresh if p.result_type == "succeeded"]
-    # Most results succeed, and a success needs nothing of the request but its
-    # membership: one guarded UPDATE settles them all, no rows read first.
-    moved = ingest_sql.settle_attempts(session, batch_id, succeeded, RequestState.SUCCEEDED, now)
-    report.settled[RequestState.SUCCEEDED.value] += len(moved)
-    final = list(moved)
-    stale = [
-        p.custom_id
-        for p, ref in fresh
-        if p.result_type == "succeeded" and ref.request_id not in moved
-    ]
-    others = [(p, ref) for p, ref in fresh if p.result_type != "succeeded"]
-    members = ingest_sql.load_members(session, [ref.request_id for _, ref in others])
-    groups: dict[tuple[RequestState, bool, str | None], list[str]] = defaultdict(list)
-    pause_reason = None
-    for parsed, ref in others:
-        member = members.get(ref.request_id)
-        if (
-            member is None
-            or member.state != RequestState.IN_BATCH
-            or member.batch_id != batch_id
-            or member.attempts != ref.attempt
-        ):
-            stale.append(parsed.custom_id)
-            continue
-        outcome = decide(
-            "errored" if parsed.result_type == "malformed" else parsed.result_type,
-            parsed.error_type,
-            member.charged_attempts + 1,
-            member.max_attempts,
-        )
-        if parsed.result_type == "malformed":
-            outcome = type(outcome)(RequestState.FAILED)
-        if outcome.pause_submission:
-            pause_reason = f"batch {batch_id}: {parsed.error_type}: {parsed.error_message}"
-        error = _error_text(parsed)
-        groups[(outcome.next_state, not outcome.pause_submission, error)].append(ref.request_id)
-    if stale:
-        # Results for requests already settled elsewhere: a duplicate, paid for.
-        ingest_sql.mark_duplicates(session, batch_id, stale)
-        report.duplicates += len(stale)
-    if pause_reason is not None:
-        controls_sql.pause_submission(session, pause_reason, now)
-    for (state, charge, error), ids in groups.items():
-        moved_ids = ingest_sql.settle_requests(session, batch_id, ids, state, now, charge, error)
-        report.settled[state.value] += len(moved_ids)
-        if state in TERMINAL_REQUEST_STATES:
-            final.extend(moved_ids)
-    return final
-
-
-def _error_text(parsed: ParsedResult) -> str | None:
-    if parsed.result_type == "expired":
-        return "expired"
-    if parsed.error_type is None:
-        return None
-    return f"{parsed.error_type}: {parsed.error_message}"
-
-
 def _finish(pipeline: Pipeline, batch_id: int, report: IngestReport, owner: Owner) -> None:
     now = pipeline.clock()
     with pipeline.sessions.begin() as session:
         if report.foreign and not owner.planned:
             reconcile_sql.note_foreign(session, batch_id, report.foreign, now)
-        left = ingest_sql.requests_left_in_batch(session, batch_id)
-        if left:
-            # The stream ended without their lines (unreadable, or never sent):
-            # they go round again as if errored, so a bad line cannot loop forever.
-            log.warning("batch %d: %d requests had no readable result", batch_id, len(left))
-            members = ingest_sql.load_members(session, left)
-            by_state: dict[RequestState, list[str]] = defaultdict(list)
-            for request_id in left:
-                m = members[request_id]
-                outcome = decide("errored", "api_error", m.charged_attempts + 1, m.max_attempts)
-                by_state[outcome.next_state].append(request_id)
-            for state, ids in by_state.items():
-                moved = ingest_sql.settle_requests(
-                    session,
-                    batch_id,
-                    ids,
-                    state,
-                    now,
-                    True,
-                    "no readable result in the batch's results",
-                )
-                report.requeued_missing += len(moved)
+        report.requeued_missing += settle_missing(session, batch_id, now)
         ingest_sql.finish_ingestion(session, batch_id, now)

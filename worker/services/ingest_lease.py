@@ -13,15 +13,20 @@ from datetime import datetime, timedelta
 
 from batchline.adapters.sql import ingest_lease as ingest_lease_sql
 from batchline.adapters.sql import rows as rows_sql
+from batchline.domain.retry import Failure
 from batchline.services.context import Pipeline
 
 
 class DownloadStopped(Exception):
     """The download ends early: its deadline passed, or another worker took the lease."""
 
+    kind = Failure.DOWNLOAD_LEASE_LOST
+
 
 class DeadlinePassed(DownloadStopped):
     """The whole download took longer than BATCHLINE_INGEST_DEADLINE_SECONDS."""
+
+    kind = Failure.DOWNLOAD_DEADLINE
 
 
 class IngestLease:

@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy.orm import Session
 
 from batchline.adapters import queries
-from batchline.adapters.intake import (
+from batchline.adapters.intake_entries import (
     IntakeEntry,
     StreamEntry,
     decode_entries,

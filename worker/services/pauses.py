@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from batchline.adapters.batch_api import ApiUnavailable
+from batchline.adapters.batch_api import ApiFailure
 from batchline.adapters.sql import controls as controls_sql
 from batchline.domain.pauses import KEY, pause_kind
+from batchline.domain.retry import Action, decide
 from batchline.services.context import Pipeline
 
 log = logging.getLogger("batchline.pauses")
@@ -27,7 +28,9 @@ def clear_key_pause(pipeline: Pipeline) -> str | None:
     try:
         # One page of the batch list: authenticated, cheap, creates nothing.
         next(iter(pipeline.api.list_recent(pipeline.clock())), None)
-    except ApiUnavailable:
+    except ApiFailure as exc:
+        if decide(exc.kind).action is not Action.NEXT_SWEEP:
+            raise
         return reason
     except Exception as exc:
         if getattr(exc, "status_code", None) in (401, 403):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from batchline.adapters.batch_api import ApiUnavailable, RemoteBatchGone
+from batchline.adapters.batch_api import ApiFailure
 from batchline.adapters.sql import ingest_lease as ingest_lease_sql
 from batchline.adapters.sql import poll as poll_sql
 from batchline.adapters.sql import rows as rows_sql
+from batchline.domain.retry import Action, decide
 from batchline.domain.states import BatchState
 from batchline.services.context import Pipeline
 
@@ -37,26 +38,8 @@ def poll_batch(pipeline: Pipeline, batch_id: int) -> bool:
             )
         else:
             remote = pipeline.api.retrieve(remote_id)
-    except RemoteBatchGone as exc:
-        # Deleted remotely: nothing more will come; ingestion requeues its requests.
-        log.error(
-            "batch %d (%s) is gone remotely: %s",
-            batch_id,
-            remote_id,
-            exc,
-            extra=_ids(batch_id, remote_id),
-        )
-        with pipeline.sessions.begin() as session:
-            poll_sql.mark_gone(session, batch_id, str(exc), pipeline.clock())
-        return True
-    except ApiUnavailable as exc:
-        log.warning(
-            "batch %d poll failed, next sweep retries: %s",
-            batch_id,
-            exc,
-            extra=_ids(batch_id, remote_id),
-        )
-        return False
+    except ApiFailure as exc:
+        return _failed(pipeline, batch_id, remote_id, exc)
     now = pipeline.clock()
     next_poll = now + timedelta(seconds=pipeline.settings.poll_interval_seconds)
     with pipeline.sessions.begin() as session:
@@ -73,6 +56,32 @@ def poll_batch(pipeline: Pipeline, batch_id: int) -> bool:
             extra=_ids(batch_id, remote_id),
         )
     return remote.ended
+
+
+def _failed(pipeline: Pipeline, batch_id: int, remote_id: str, exc: ApiFailure) -> bool:
+    """Carry out the retry policy's decision on a failed poll; True when the batch is over."""
+    action = decide(exc.kind).action
+    if action is Action.WRITE_OFF:
+        # Deleted remotely: nothing more will come; ingestion requeues its requests.
+        log.error(
+            "batch %d (%s) is gone remotely: %s",
+            batch_id,
+            remote_id,
+            exc,
+            extra=_ids(batch_id, remote_id),
+        )
+        with pipeline.sessions.begin() as session:
+            poll_sql.mark_gone(session, batch_id, str(exc), pipeline.clock())
+        return True
+    if action is Action.NEXT_SWEEP:
+        log.warning(
+            "batch %d poll failed, next sweep retries: %s",
+            batch_id,
+            exc,
+            extra=_ids(batch_id, remote_id),
+        )
+        return False
+    raise exc
 
 
 def _ids(batch_id: int, remote_id: str) -> dict[str, object]:

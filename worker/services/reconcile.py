@@ -27,9 +27,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from batchline.adapters.batch_api import ApiUnavailable, RemoteBatch
+from batchline.adapters.batch_api import ApiFailure, RemoteBatch
 from batchline.adapters.sql import reconcile as reconcile_sql
 from batchline.adapters.sql import submit as submit_sql
+from batchline.domain.retry import Action, decide
 from batchline.domain.states import BatchMoves
 from batchline.domain.timing import api_offset
 from batchline.services.context import Pipeline
@@ -88,7 +89,9 @@ def reconcile(pipeline: Pipeline) -> ReconcileReport:
     try:
         window = Window(now, api_offset(now, pipeline.api.server_time()), margin, timeout)
         remotes = list(pipeline.api.list_recent(window.api_time(since) - margin))
-    except ApiUnavailable as exc:
+    except ApiFailure as exc:
+        if decide(exc.kind).action is not Action.NEXT_SWEEP:
+            raise
         log.warning("reconcile could not list batches, next run retries: %s", exc)
         return report
     report.api_offset = window.offset

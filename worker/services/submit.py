@@ -3,32 +3,26 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
 from batchline import ledger
 from batchline.adapters import spending
-from batchline.adapters.batch_api import (
-    CreateNotAccepted,
-    CreateOutcomeUnknown,
-    CreateRefused,
-    RemoteBatch,
-)
+from batchline.adapters.batch_api import CreateError, CreateOutcomeUnknown, RemoteBatch
 from batchline.adapters.sql import controls as controls_sql
 from batchline.adapters.sql import reconcile as reconcile_sql
 from batchline.adapters.sql import rows as rows_sql
 from batchline.adapters.sql import submit as submit_sql
 from batchline.database import READ_ONLY
 from batchline.domain.pauses import describe as describe_pause
+from batchline.domain.retry import Action, Decision, Failure, decide
 from batchline.domain.states import BatchMoves
 from batchline.services import capacity
 from batchline.services.context import Pipeline
 
 log = logging.getLogger("batchline.submit")
-
-MAX_BACKOFF_SECONDS = 300.0
 
 
 def submit_ready_batches(pipeline: Pipeline) -> list[int]:
@@ -77,44 +71,15 @@ def submit_batch(pipeline: Pipeline, batch_id: int) -> str:
             remote = pipeline.api.create(
                 submit_sql.iter_batch_body(conn, batch_id, deployment), betas
             )
-    except CreateNotAccepted as exc:
-        wait = max(exc.retry_after or 0.0, min(MAX_BACKOFF_SECONDS, 2.0**tries))
-        with pipeline.sessions.begin() as session:
-            submit_sql.record_create_not_accepted(
-                session, batch_id, str(exc), now + timedelta(seconds=wait), pipeline.clock()
-            )
-            if exc.status == 429:
-                _lower_capacity(pipeline, session, batch_id)
-        log.warning(
-            "batch %d not accepted, retry in %.0fs: %s",
-            batch_id,
-            wait,
-            exc,
-            extra={"batch_id": batch_id},
-        )
-        return "not-accepted"
-    except CreateRefused as exc:
-        return _refused(pipeline, batch_id, exc)
-    except CreateOutcomeUnknown as exc:
-        return _unknown(pipeline, batch_id, str(exc))
+    except CreateError as exc:
+        decision = decide(exc.kind, tries, retry_after=exc.retry_after)
+        return _failed(pipeline, batch_id, exc, decision, now)
     except Exception as exc:
         # Anything else (the database failing mid-body, a bug): the POST may or
         # may not have completed, so the reconciler must settle it.
-        return _unknown(pipeline, batch_id, f"{type(exc).__name__}: {exc}")
+        failure = CreateOutcomeUnknown(f"{type(exc).__name__}: {exc}")
+        return _failed(pipeline, batch_id, failure, decide(failure.kind), now)
     return _created(pipeline, batch_id, remote)
-
-
-def _lower_capacity(pipeline: Pipeline, session: Session, batch_id: int) -> None:
-    lowered = capacity.after_rate_limited(
-        session, pipeline.settings.max_in_flight_requests, pipeline.clock()
-    )
-    if lowered is not None:
-        log.warning(
-            "create of batch %d answered 429: effective in-flight limit now %d",
-            batch_id,
-            lowered,
-            extra={"batch_id": batch_id},
-        )
 
 
 def _worst_case(pipeline: Pipeline, batch_id: int) -> Decimal | str:
@@ -160,16 +125,68 @@ def _created(pipeline: Pipeline, batch_id: int, remote: RemoteBatch) -> str:
     return "stray"
 
 
-def _refused(pipeline: Pipeline, batch_id: int, exc: CreateRefused) -> str:
+def _failed(
+    pipeline: Pipeline, batch_id: int, exc: CreateError, decision: Decision, began: datetime
+) -> str:
+    """Carry out the retry policy's decision on a create that made no known batch."""
+    if decision.action is Action.RETRY_LATER:
+        return _retry_later(pipeline, batch_id, exc, began, decision.delay or 0.0)
+    if decision.action is Action.PAUSE_SUBMISSION:
+        return _paused(pipeline, batch_id, str(exc))
+    if decision.action is Action.FAIL:
+        return _refused(pipeline, batch_id, str(exc))
+    if decision.action is Action.RECONCILE:
+        return _unknown(pipeline, batch_id, str(exc))
+    raise AssertionError(f"no create failure is decided {decision.action}")
+
+
+def _retry_later(
+    pipeline: Pipeline, batch_id: int, exc: CreateError, began: datetime, wait: float
+) -> str:
+    # The wait counts from when this submission began.
+    retry_at = began + timedelta(seconds=wait)
+    with pipeline.sessions.begin() as session:
+        submit_sql.record_create_not_accepted(
+            session, batch_id, str(exc), retry_at, pipeline.clock()
+        )
+        if exc.kind is Failure.CREATE_RATE_LIMITED:
+            _lower_capacity(pipeline, session, batch_id)
+    log.warning(
+        "batch %d not accepted, retry in %.0fs: %s",
+        batch_id,
+        wait,
+        exc,
+        extra={"batch_id": batch_id},
+    )
+    return "not-accepted"
+
+
+def _lower_capacity(pipeline: Pipeline, session: Session, batch_id: int) -> None:
+    lowered = capacity.after_rate_limited(
+        session, pipeline.settings.max_in_flight_requests, pipeline.clock()
+    )
+    if lowered is not None:
+        log.warning(
+            "create of batch %d answered 429: effective in-flight limit now %d",
+            batch_id,
+            lowered,
+            extra={"batch_id": batch_id},
+        )
+
+
+def _paused(pipeline: Pipeline, batch_id: int, reason: str) -> str:
     now = pipeline.clock()
     with pipeline.sessions.begin() as session:
-        if exc.pause:
-            controls_sql.pause_submission(session, str(exc), now)
-            submit_sql.release_batch(session, batch_id, BatchMoves.CREATE_PAUSED, str(exc), now)
-            log.error("%s", describe_pause(str(exc)), extra={"batch_id": batch_id})
-            return "paused"
-        submit_sql.refuse_batch(session, batch_id, str(exc), now)
-    log.error("batch %d refused: %s", batch_id, exc, extra={"batch_id": batch_id})
+        controls_sql.pause_submission(session, reason, now)
+        submit_sql.release_batch(session, batch_id, BatchMoves.CREATE_PAUSED, reason, now)
+    log.error("%s", describe_pause(reason), extra={"batch_id": batch_id})
+    return "paused"
+
+
+def _refused(pipeline: Pipeline, batch_id: int, reason: str) -> str:
+    with pipeline.sessions.begin() as session:
+        submit_sql.refuse_batch(session, batch_id, reason, pipeline.clock())
+    log.error("batch %d refused: %s", batch_id, reason, extra={"batch_id": batch_id})
     return "refused"
 
 
