@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from batchline.adapters.sql import controls as controls_sql
 from batchline.adapters.sql import rows as rows_sql
 from batchline.cli import friendly_errors, load_settings
 from batchline.database import session_scope
+from batchline.deadline_report import at_risk_before, deadline_figures, describe_deadlines
 from batchline.domain.pauses import describe as describe_pause
 from batchline.domain.pauses import how_it_ends, pause_kind
 from batchline.domain.states import BatchState, RequestState
@@ -100,6 +102,7 @@ def render_status(settings: Settings) -> Group:
         spent = ledger.spend(session)
         capped = ledger.spend_cap_reached(session, settings.daily_spend_cap_usd, datetime.now(UTC))
         paused = controls_sql.submission_paused(session)
+        deadlines = deadline_figures(session, at_risk_before(settings))
         bad = queries.bad_results(session)
         flying = queries.in_flight_batches(session)
         expiring = queries.results_expiring(
@@ -143,6 +146,7 @@ def render_status(settings: Settings) -> Group:
         ),
     )
     summary.add_row("duplicate results", str(tokens.duplicates))
+    summary.add_row("deadlines", describe_deadlines(deadlines, spent.fallback_usd))
     buried = dead_letters(settings)
     summary.add_row(
         "bad data",
@@ -209,7 +213,9 @@ def status_document(settings: Settings) -> dict[str, object]:
             },
             "spend_usd": spent.batch_usd,
             "saving_usd": spent.saving_usd,
+            "fallback_usd": spent.fallback_usd,
             "duplicate_results": tokens.duplicates,
+            "deadlines": asdict(deadline_figures(session, at_risk_before(settings))),
             "paused": _pause_document(controls_sql.submission_paused(session)),
             "in_flight": [
                 row_dict(b, "id remote_id state request_count")

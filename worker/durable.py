@@ -18,15 +18,23 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from batchline.adapters.intake import IntakeEntry
 from batchline.adapters.sql import intake as intake_sql
+from batchline.domain.deadlines import DeadlineDefaults
 from batchline.errors import BrokerUnavailable
-from batchline.services.intake import request_row
+from batchline.services.intake import NO_DEFAULTS, request_row
 
 
 class DurableIntake:
-    def __init__(self, engine: Engine, sessions: sessionmaker[Session], max_attempts: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        sessions: sessionmaker[Session],
+        max_attempts: int,
+        deadlines: DeadlineDefaults = NO_DEFAULTS,
+    ) -> None:
         self._engine = engine
         self._sessions = sessions
         self._max_attempts = max_attempts
+        self._deadlines = deadlines
 
     def close(self) -> None:
         self._engine.dispose()
@@ -35,7 +43,9 @@ class DurableIntake:
         """Commit every entry in one transaction; returns each entry's id -> the id that
         holds its request (another one when its key was already used)."""
         now = datetime.now(UTC)
-        rows = [request_row(entry, self._max_attempts, now) for entry, _key in entries]
+        rows = [
+            request_row(entry, self._max_attempts, now, self._deadlines) for entry, _key in entries
+        ]
         try:
             return self._insert(entries, rows)
         except OperationalError as exc:

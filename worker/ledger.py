@@ -3,6 +3,9 @@
 Every result row carries its tokens and its cost (NULL when the model is not
 in the price table: unknown, not free). Duplicate results count: they were
 paid. The saving is against the synchronous price of the same tokens.
+
+Results obtained through the deadline fallback (`via = 'sync'`) cost the full
+price: they are `fallback_usd`, beside the batch spend and its saving, never in it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ class Spend:
     synchronous_usd: Decimal
     results: int
     unknown_cost_results: int
+    # Spent on synchronous fallbacks for deadlines, at full price.
+    fallback_usd: Decimal = Decimal(0)
 
     @property
     def saving_usd(self) -> Decimal:
@@ -39,15 +44,17 @@ class Spend:
 
 def _spend_columns() -> list[ColumnElement[Any]]:
     return [
-        func.coalesce(func.sum(Result.cost_usd), 0),
+        func.coalesce(func.sum(Result.cost_usd).filter(Result.via == "batch"), 0),
         func.count(),
         func.count().filter(Result.cost_usd.is_(None), Result.result_type == "succeeded"),
+        func.coalesce(func.sum(Result.cost_usd).filter(Result.via == "sync"), 0),
     ]
 
 
 def _spend(row: Any, table: PriceTable) -> Spend:
     batch = Decimal(str(row[0]))
-    return Spend(batch, batch / table.batch_discount, int(row[1]), int(row[2]))
+    fallback = Decimal(str(row[3]))
+    return Spend(batch, batch / table.batch_discount, int(row[1]), int(row[2]), fallback)
 
 
 def spend(
@@ -62,7 +69,11 @@ def spend(
 
 def spend_by_batch(session: Session, table: PriceTable | None = None) -> dict[int, Spend]:
     prices = table or load_prices()
-    rows = session.execute(select(Result.batch_id, *_spend_columns()).group_by(Result.batch_id))
+    rows = session.execute(
+        select(Result.batch_id, *_spend_columns())
+        .where(Result.batch_id.is_not(None))
+        .group_by(Result.batch_id)
+    )
     return {int(r[0]): _spend(r[1:], prices) for r in rows}
 
 

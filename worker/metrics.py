@@ -20,6 +20,7 @@ from sqlalchemy import Float, cast, func, select
 from batchline.adapters import queries
 from batchline.cli import database_problem, friendly_errors, load_settings
 from batchline.database import READ_ONLY, make_engine, make_session_factory
+from batchline.deadline_report import at_risk_before, deadline_figures
 from batchline.models import Batch, Result
 from batchline.settings import Settings
 
@@ -116,10 +117,36 @@ class BatchlineCollector(Collector):
                 "Batches whose last submit or poll recorded an error",
                 value=errors,
             )
-            cost = session.scalar(select(func.coalesce(func.sum(Result.cost_usd), 0)))
+            cost = session.scalar(
+                select(func.coalesce(func.sum(Result.cost_usd), 0)).where(Result.via == "batch")
+            )
             yield CounterMetricFamily(
                 "batchline_cost_usd", "Spend at batch prices, USD", value=float(cost or 0)
             )
+            yield from _deadlines(session, self._settings)
+
+
+def _deadlines(session: Any, settings: Settings) -> Iterator[Any]:
+    figures = deadline_figures(session, at_risk_before(settings))
+    yield _by_label(
+        "batchline_fallbacks",
+        "Synchronous fallbacks for deadlines, by state (done: answered; failed: given up)",
+        "state",
+        figures.fallbacks,
+    )
+    yield GaugeMetricFamily(
+        "batchline_deadlines_at_risk",
+        "Unsettled requests whose deadline is within the sync latency, not yet answered",
+        figures.at_risk,
+    )
+    spent = session.scalar(
+        select(func.coalesce(func.sum(Result.cost_usd), 0)).where(Result.via == "sync")
+    )
+    yield CounterMetricFamily(
+        "batchline_fallback_cost_usd",
+        "Spend on synchronous fallbacks for deadlines, at full price, USD",
+        value=float(spent or 0),
+    )
 
 
 def _by_label(name: str, doc: str, label: str, counts: dict[str, int]) -> GaugeMetricFamily:

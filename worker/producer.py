@@ -27,6 +27,7 @@ from batchline.adapters.redis_health import broker_errors, make_client
 from batchline.backpressure import Backpressure
 from batchline.database import READ_ONLY, make_engine, make_session_factory
 from batchline.domain.custom_ids import new_request_id
+from batchline.domain.deadlines import Deadline, deadline_epoch
 from batchline.domain.validation import (
     InvalidRequest,
     check_betas,
@@ -52,6 +53,7 @@ class Item:
     on_result: str | None = None
     max_attempts: int | None = None
     betas: Sequence[str] | None = None
+    deadline: Deadline = None
 
 
 class Producer:
@@ -89,7 +91,10 @@ class Producer:
 
                 engine = make_engine(self.settings.database_url)
                 self._durable = DurableIntake(
-                    engine, make_session_factory(engine), self.settings.max_attempts
+                    engine,
+                    make_session_factory(engine),
+                    self.settings.max_attempts,
+                    self.settings.deadline_defaults(),
                 )
             return self._durable
 
@@ -116,8 +121,11 @@ class Producer:
         on_result: str | None = None,
         max_attempts: int | None = None,
         betas: Sequence[str] | None = None,
+        deadline: Deadline = None,
     ) -> RequestHandle:
-        entry, checked_key = self._entry(Item(params, key, tags, on_result, max_attempts, betas))
+        entry, checked_key = self._entry(
+            Item(params, key, tags, on_result, max_attempts, betas, deadline)
+        )
         if self.settings.durable_enqueue:
             return RequestHandle(self.durable.add([(entry, checked_key)])[entry.request_id], self)
         with broker_errors("enqueueing"):
@@ -187,6 +195,8 @@ class Producer:
             meta["max_attempts"] = item.max_attempts
         if item.betas:
             meta["betas"] = check_betas(item.betas)
+        if item.deadline is not None:
+            meta["deadline"] = deadline_epoch(item.deadline, meta["t"])
         return IntakeEntry(new_request_id(), body, meta)
 
     def handle(self, request_id: str) -> RequestHandle:
@@ -227,6 +237,7 @@ def _check_options(item: Item) -> dict[str, Any]:
         or not 1 <= item.max_attempts <= 100
     ):
         raise InvalidRequest("max_attempts must be an integer from 1 to 100")
+    deadline_epoch(item.deadline, time.time())
     return tags
 
 
@@ -257,6 +268,7 @@ def enqueue(
     on_result: str | None = None,
     max_attempts: int | None = None,
     betas: Sequence[str] | None = None,
+    deadline: Deadline = None,
 ) -> RequestHandle:
     """Enqueue one Messages API request body; returns its handle at once.
 
@@ -270,11 +282,21 @@ def enqueue(
         max_attempts: attempts for retriable errors (default BATCHLINE_MAX_ATTEMPTS).
         betas: anthropic-beta names (as the SDK's `betas=`): the request may use
             beta parameters, and goes in a batch created with exactly these betas.
+        deadline: when the request must be final: a timezone-aware datetime, a
+            timedelta or seconds from now. Not final by then minus
+            BATCHLINE_SYNC_LATENCY_SECONDS, it is sent once through the
+            synchronous Messages API at full price (see the README's Deadlines).
 
     Uses the default producer (settings from the environment, read once).
     """
     return default_producer().enqueue(
-        params, key=key, tags=tags, on_result=on_result, max_attempts=max_attempts, betas=betas
+        params,
+        key=key,
+        tags=tags,
+        on_result=on_result,
+        max_attempts=max_attempts,
+        betas=betas,
+        deadline=deadline,
     )
 
 
@@ -286,6 +308,7 @@ async def aenqueue(
     on_result: str | None = None,
     max_attempts: int | None = None,
     betas: Sequence[str] | None = None,
+    deadline: Deadline = None,
 ) -> RequestHandle:
     """`enqueue` for asyncio code: the Redis round trip runs off the event loop."""
     return await asyncio.to_thread(
@@ -296,6 +319,7 @@ async def aenqueue(
         on_result=on_result,
         max_attempts=max_attempts,
         betas=betas,
+        deadline=deadline,
     )
 
 
@@ -306,7 +330,7 @@ def enqueue_many(
 
     Args:
         items: request bodies, or `Item(params, key=..., tags=..., on_result=...,
-            max_attempts=..., betas=[...])` for per-request options.
+            max_attempts=..., betas=[...], deadline=...)` for per-request options.
         chunk: requests written per pipeline round trip.
     """
     return default_producer().enqueue_many(items, chunk=chunk)

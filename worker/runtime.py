@@ -13,6 +13,7 @@ import threading
 
 from batchline.adapters.anthropic_api import AnthropicBatchApi
 from batchline.adapters.intake import RedisIntakeStream
+from batchline.adapters.messages_api import AnthropicSyncMessages
 from batchline.adapters.notify import RedisNotifier
 from batchline.adapters.redis_health import make_client
 from batchline.database import make_engine, make_session_factory
@@ -48,6 +49,9 @@ def build_pipeline(config: Settings) -> Pipeline:
         api=api,
         intake=RedisIntakeStream(client, keys),
         notifier=RedisNotifier(client, keys),
+        messages=AnthropicSyncMessages(
+            config.api_key, config.base_url, config.sync_timeout_seconds
+        ),
     )
 
 

@@ -80,15 +80,22 @@ def test_http__invalid_params_get_enqueues_own_message(api: Api, redis_url: str)
     assert queued(redis_url) == 0
 
 
-def test_http__deadline_and_priority_are_refused_not_dropped(api: Api, redis_url: str) -> None:
+def test_http__priority_is_refused_not_dropped(api: Api, redis_url: str) -> None:
     status, kind, message = error_of(
         api.call("POST", "/v1/requests", {"params": PARAMS, "priority": 1})
     )
     assert (status, kind) == (400, "invalid_request_error") and "not supported yet" in message
-    status, _, message = error_of(
-        api.call("POST", "/v1/requests", PARAMS, headers={"Batchline-Deadline": "60"})
-    )
-    assert status == 400 and "not supported yet" in message
+    assert queued(redis_url) == 0
+
+
+def test_http__bad_deadline_is_refused_and_nothing_enqueued(api: Api, redis_url: str) -> None:
+    for headers, body in (
+        ({"Batchline-Deadline": "tomorrow"}, PARAMS),
+        ({}, {"params": PARAMS, "deadline": -5}),
+        ({}, {"params": PARAMS, "deadline": "2030-01-01T00:00:00"}),  # no offset
+    ):
+        status, kind, message = error_of(api.call("POST", "/v1/requests", body, headers=headers))
+        assert (status, kind) == (400, "invalid_request_error") and "deadline" in message, message
     assert queued(redis_url) == 0
 
 

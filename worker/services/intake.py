@@ -23,6 +23,7 @@ from batchline.adapters.intake import (
     split_bundle,
 )
 from batchline.adapters.sql import intake as intake_sql
+from batchline.domain.deadlines import DeadlineDefaults, deadline_at
 from batchline.domain.prefix import prefix_hash
 from batchline.domain.states import RequestState
 from batchline.domain.validation import check_betas
@@ -31,6 +32,7 @@ from batchline.services.isolate import one_line, store_isolating
 
 log = logging.getLogger("batchline.intake")
 UNREADABLE = (ValueError, KeyError, TypeError, OverflowError)
+NO_DEFAULTS = DeadlineDefaults()
 
 
 def run_intake(pipeline: Pipeline, consumer: str, max_rounds: int = 100) -> int:
@@ -86,9 +88,10 @@ def _read(
     buried: list[tuple[StreamEntry, str]],
 ) -> None:
     """The entry's requests into `found`, or what cannot be read into `buried`."""
+    deadlines = pipeline.settings.deadline_defaults()
     try:
         found += [
-            (entry, r, request_row(r, pipeline.settings.max_attempts, now))
+            (entry, r, request_row(r, pipeline.settings.max_attempts, now, deadlines))
             for r in decode_entries(entry)
         ]
         return
@@ -102,7 +105,7 @@ def _read(
     for part in parts:
         try:
             found += [
-                (entry, r, request_row(r, pipeline.settings.max_attempts, now))
+                (entry, r, request_row(r, pipeline.settings.max_attempts, now, deadlines))
                 for r in decode_entries(part)
             ]
         except UNREADABLE as part_exc:
@@ -142,7 +145,12 @@ def _settle_key_reuse(session: Session, rows: list[dict[str, Any]], now: datetim
         )
 
 
-def request_row(entry: IntakeEntry, default_max_attempts: int, now: datetime) -> dict[str, Any]:
+def request_row(
+    entry: IntakeEntry,
+    default_max_attempts: int,
+    now: datetime,
+    deadlines: DeadlineDefaults = NO_DEFAULTS,
+) -> dict[str, Any]:
     """The queued `requests` row of an entry (durable enqueue writes it directly)."""
     meta = entry.meta
     params = entry.params.decode("utf-8")
@@ -166,6 +174,7 @@ def request_row(entry: IntakeEntry, default_max_attempts: int, now: datetime) ->
         "prefix_hash": _prefix_hash(entry.params),
         "cache_ttl_1h": False,
         "enqueued_at": enqueued,
+        "deadline_at": deadline_at(meta.get("deadline"), meta.get("tags"), enqueued, deadlines),
         "created_at": now,
         "updated_at": now,
     }
