@@ -72,7 +72,8 @@ def mark_due(session: Session, before: datetime, now: datetime) -> int:
     ]
     # Two scans at once: the second one's rows conflict on the key and are skipped.
     stmt = insert_for(session, Fallback).from_select(columns, due).on_conflict_do_nothing()
-    return changed(session.execute(stmt))
+    # Counted from RETURNING: the row count of INSERT … SELECT is not reported everywhere.
+    return len(session.execute(stmt.returning(Fallback.request_id)).all())
 
 
 def close_settled(session: Session, now: datetime) -> int:
