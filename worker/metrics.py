@@ -139,13 +139,10 @@ def _deadlines(session: Any, settings: Settings) -> Iterator[Any]:
         "Unsettled requests whose deadline is within the sync latency, not yet answered",
         figures.at_risk,
     )
-    spent = session.scalar(
-        select(func.coalesce(func.sum(Result.cost_usd), 0)).where(Result.via == "sync")
-    )
     yield CounterMetricFamily(
         "batchline_fallback_cost_usd",
         "Spend on synchronous fallbacks for deadlines, at full price, USD",
-        value=float(spent or 0),
+        value=figures.sync_cost_usd,
     )
 
 

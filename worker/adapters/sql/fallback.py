@@ -219,6 +219,8 @@ class DeadlineFigures:
     at_risk: int
     sync_results: int
     sync_duplicates: int
+    # Spent on synchronous answers, at full price (USD).
+    sync_cost_usd: float
 
 
 def deadline_figures(session: Session, risk_before: datetime) -> DeadlineFigures:
@@ -237,13 +239,16 @@ def deadline_figures(session: Session, risk_before: datetime) -> DeadlineFigures
         )
     )
     sync = session.execute(
-        select(func.count(), func.count().filter(Result.duplicate.is_(True))).where(
-            Result.via == "sync"
-        )
+        select(
+            func.count(),
+            func.count().filter(Result.duplicate.is_(True)),
+            func.coalesce(func.sum(Result.cost_usd), 0),
+        ).where(Result.via == "sync")
     ).one()
     return DeadlineFigures(
         {s: int(states.get(s, 0)) for s in ("pending", "calling", "done", "failed")},
         int(at_risk or 0),
         int(sync[0]),
         int(sync[1]),
+        float(sync[2] or 0),
     )
