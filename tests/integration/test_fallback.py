@@ -177,3 +177,17 @@ def test_fallback__refused_call_leaves_the_request_to_its_batch(
     assert (result.via, result.duplicate) == ("batch", False)
     [batch] = rows(live, Batch, Batch.id == batch_id)
     assert not batch.cancel_requested
+
+
+def test_fallback__request_batched_while_its_call_was_in_flight_gets_its_batch_cancelled(
+    live: Pipeline, clock: Clock
+) -> None:
+    enqueue(live, Item(PARAMS, deadline=30))
+    clock.advance(21)
+    batched: list[int] = []
+    # Still queued when it fell due; assembled into a batch during the call.
+    messages = ScriptedMessages(lambda: batched.append(into_batch(live)))
+    report = fallback.run_fallbacks(live, messages)
+    assert (report.settled, report.batches_canceled) == (1, 1)
+    [batch] = rows(live, Batch, Batch.id == batched[0])
+    assert batch.cancel_requested

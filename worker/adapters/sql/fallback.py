@@ -77,11 +77,13 @@ def mark_due(session: Session, before: datetime, now: datetime) -> int:
 
 
 def close_settled(session: Session, now: datetime) -> int:
-    """Open fallbacks whose request its batch settled first: nothing left to call."""
+    """Open fallbacks whose request its batch settled first: nothing left to call
+    (a lapsed claim too, or it would be claimed again and again)."""
     settled = ~exists().where(Request.id == Fallback.request_id, Request.state.in_(OPEN_REQUEST))
+    lapsed = and_(Fallback.state == "calling", Fallback.claimed_until < now)
     result = session.execute(
         update(Fallback)
-        .where(Fallback.state == "pending", settled)
+        .where((Fallback.state == "pending") | lapsed, settled)
         .values(state="failed", last_error="settled by its batch first", updated_at=now)
     )
     return changed(result)
@@ -135,6 +137,12 @@ def record_sync_result(
 ) -> bool:
     """Store the one synchronous result and settle its request, unless its batch
     settled it first (then the result is kept as a counted duplicate); True if it settled."""
+    # The batch it is in now: it may have been batched after it fell due while queued.
+    batch_id = session.scalar(select(Request.batch_id).where(Request.id == request_id))
+    if batch_id is not None:
+        session.execute(
+            update(Fallback).where(Fallback.request_id == request_id).values(batch_id=batch_id)
+        )
     # Guarded on the open states: the request is settled once, by whichever path is first.
     moved = session.execute(
         update(Request)
