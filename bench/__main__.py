@@ -4,6 +4,7 @@
     python -m bench --quick         # 10,000 requests, about 2 minutes
     python -m bench --smoke         # tiny sizes, no targets: proves the suite runs
     python -m bench --json out.json # the same figures as JSON
+    python -m bench --only scheduling  # priorities and shares, simulated clock (~25 min)
 
 It needs PostgreSQL and Redis (BENCH_PG_URL, BENCH_REDIS_URL; Redis database 14
 by default, which it empties) and starts the emulator itself.
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import dashboard, end_to_end, enqueue, http_enqueue, ingest, intake_submit
+from bench import dashboard, end_to_end, enqueue, http_enqueue, ingest, intake_submit, scheduling
 from bench.environment import Backends, ServiceMissing, backends
 from bench.report import Figure, format_row, format_table, write_json
 
@@ -90,6 +91,13 @@ def _dashboard(b: Backends, _: Path, s: Sizes, emit: Callable[[Figure], None]) -
     dashboard.run(b.postgres_url, b.redis_url, s.dashboard, emit, s.name == "full")
 
 
+def _scheduling(b: Backends, _: Path, s: Sizes, emit: Callable[[Figure], None]) -> None:
+    # A simulated clock over the real assembly and SQL: an hour of it at full size
+    # (about 25 minutes of real time here), 5 minutes at smoke size.
+    simulated = {"full": 3_600.0, "quick": 1_200.0}.get(s.name, 300.0)
+    scheduling.run(b.postgres_url, s.requests, emit, simulated)
+
+
 CASES: dict[str, Case] = {
     "enqueue": _enqueue,
     "http-enqueue": _http_enqueue,
@@ -100,6 +108,7 @@ CASES: dict[str, Case] = {
     "end-to-end-postgresql": _end_to_end("postgresql"),
     "end-to-end-sqlite": _end_to_end("sqlite"),
     "dashboard-postgresql": _dashboard,
+    "scheduling": _scheduling,
 }
 
 

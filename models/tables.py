@@ -52,6 +52,10 @@ class Request(Base):
     on_result: Mapped[str | None] = mapped_column(String(200))
     # anthropic-beta names the request needs, sorted and comma-joined; its batch is made with them.
     betas: Mapped[str | None] = mapped_column(String(2100))
+    # -5..5, higher goes first (batchline.domain.scheduling).
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # The share-tag value it shares capacity by, fixed at intake; '' when none.
+    share_key: Mapped[str] = mapped_column(String(200), default="", server_default="")
     # The batch holding the request while it is in_batch.
     batch_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("batches.id", ondelete="SET NULL")
@@ -83,6 +87,24 @@ class Request(Base):
         # many requests of a batch touches few index entries (see bench/README.md).
         Index(
             "ix_requests_queued",
+            "created_at",
+            "id",
+            postgresql_where=text("state = 'queued'"),
+            sqlite_where=text("state = 'queued'"),
+        ),
+        # The order assembly takes requests in, overall and within a share key.
+        Index(
+            "ix_requests_queued_priority",
+            "priority",
+            "created_at",
+            "id",
+            postgresql_where=text("state = 'queued'"),
+            sqlite_where=text("state = 'queued'"),
+        ),
+        Index(
+            "ix_requests_queued_share",
+            "share_key",
+            "priority",
             "created_at",
             "id",
             postgresql_where=text("state = 'queued'"),

@@ -30,6 +30,7 @@ from batchline.domain.pauses import how_it_ends, pause_kind
 from batchline.domain.states import BatchState, RequestState
 from batchline.keys import RedisKeys
 from batchline.losses import lost_count
+from batchline.services import capacity
 from batchline.settings import Settings
 
 
@@ -103,6 +104,7 @@ def render_status(settings: Settings) -> Group:
         capped = ledger.spend_cap_reached(session, settings.daily_spend_cap_usd, datetime.now(UTC))
         paused = controls_sql.submission_paused(session)
         deadlines = deadline_figures(session, at_risk_before(settings))
+        room = capacity.capacity_use(session, settings.max_in_flight_requests)
         bad = queries.bad_results(session)
         flying = queries.in_flight_batches(session)
         expiring = queries.results_expiring(
@@ -158,6 +160,7 @@ def render_status(settings: Settings) -> Group:
         if paused
         else (f"WAITING: {capped}" if capped else "running"),
     )
+    summary.add_row("capacity", room.describe())
     for batch in expiring:
         summary.add_row(
             "[bold red]results expiring[/]",
@@ -217,11 +220,25 @@ def status_document(settings: Settings) -> dict[str, object]:
             "duplicate_results": tokens.duplicates,
             "deadlines": asdict(deadline_figures(session, at_risk_before(settings))),
             "paused": _pause_document(controls_sql.submission_paused(session)),
+            "capacity": _capacity_document(
+                capacity.capacity_use(session, settings.max_in_flight_requests)
+            ),
             "in_flight": [
                 row_dict(b, "id remote_id state request_count")
                 for b in queries.in_flight_batches(session)
             ],
         }
+
+
+def _capacity_document(use: capacity.CapacityUse) -> dict[str, int | None]:
+    """Requests in flight at the API, and the limits (None: no limit set)."""
+    return {
+        "in_flight": use.in_flight,
+        "prepared": use.prepared,
+        "limit": use.limit or None,
+        "effective_limit": use.effective_limit or None,
+        "lowered": use.effective,
+    }
 
 
 def _pause_document(reason: str | None) -> dict[str, str] | None:

@@ -30,11 +30,13 @@ class DurableIntake:
         sessions: sessionmaker[Session],
         max_attempts: int,
         deadlines: DeadlineDefaults = NO_DEFAULTS,
+        share_tag: str = "",
     ) -> None:
         self._engine = engine
         self._sessions = sessions
         self._max_attempts = max_attempts
         self._deadlines = deadlines
+        self._share_tag = share_tag
 
     def close(self) -> None:
         self._engine.dispose()
@@ -44,7 +46,8 @@ class DurableIntake:
         holds its request (another one when its key was already used)."""
         now = datetime.now(UTC)
         rows = [
-            request_row(entry, self._max_attempts, now, self._deadlines) for entry, _key in entries
+            request_row(entry, self._max_attempts, now, self._share_tag, self._deadlines)
+            for entry, _key in entries
         ]
         try:
             return self._insert(entries, rows)

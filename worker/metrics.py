@@ -22,6 +22,7 @@ from batchline.cli import database_problem, friendly_errors, load_settings
 from batchline.database import READ_ONLY, make_engine, make_session_factory
 from batchline.deadline_report import at_risk_before, deadline_figures
 from batchline.models import Batch, Result
+from batchline.services.capacity import CapacityUse, capacity_use
 from batchline.settings import Settings
 
 log = logging.getLogger("batchline.metrics")
@@ -109,6 +110,7 @@ class BatchlineCollector(Collector):
                 "kind",
                 queries.bad_results(session),
             )
+            yield from _capacity(capacity_use(session, self._settings.max_in_flight_requests))
             yield from _tokens(queries.token_totals(session))
             yield _stage_seconds(session)
             errors = session.scalar(select(func.count()).where(Batch.error.is_not(None))) or 0
@@ -151,6 +153,25 @@ def _by_label(name: str, doc: str, label: str, counts: dict[str, int]) -> GaugeM
     for key, value in counts.items():
         family.add_metric([key], value)
     return family
+
+
+def _capacity(use: CapacityUse) -> Iterator[GaugeMetricFamily]:
+    yield GaugeMetricFamily(
+        "batchline_capacity_in_flight",
+        "Requests in batches the API has not finished (created or being created)",
+        value=use.in_flight,
+    )
+    yield GaugeMetricFamily(
+        "batchline_capacity_limit",
+        "The in-flight limit in force: BATCHLINE_MAX_IN_FLIGHT_REQUESTS, lowered after"
+        " a 429 on create until a create succeeds (0: no limit)",
+        value=use.effective_limit,
+    )
+    yield GaugeMetricFamily(
+        "batchline_capacity_lowered",
+        "1 while a 429 on create holds the in-flight limit below the configured one",
+        value=0 if use.effective is None else 1,
+    )
 
 
 def _tokens(totals: queries.TokenTotals) -> Iterator[CounterMetricFamily]:

@@ -27,6 +27,7 @@ from pydantic_settings import (
 
 from batchline.domain.custom_ids import DEPLOYMENT_PATTERN
 from batchline.domain.deadlines import DeadlineDefaults, parse_by_tag
+from batchline.domain.scheduling import parse_priority_waits, parse_share_weights
 
 DEFAULT_DATA_DIR = Path(".batchline")
 # Below celery_app.TASK_SOFT_TIME_LIMIT (1,700 s), so a download's own deadline fires first.
@@ -89,6 +90,18 @@ class Settings(BaseSettings):
     results_expiry_margin_hours: float = 72.0
     # At most this much spend (USD at batch prices) per UTC day; 0 means no cap.
     daily_spend_cap_usd: float = 0.0
+    # --- scheduling (issue 15): priorities, fair shares, capacity ---
+    # Shorter maximum waits by priority: `5:10,1:30` cuts a batch once a request of
+    # priority >= 5 waited 10 s (>= 1: 30 s); the rest wait max_wait_seconds.
+    priority_max_wait: str = ""
+    # A tag (e.g. `tenant`) whose values share each batch and the in-flight limit
+    # by weight; empty: one queue, highest priority then oldest first.
+    share_tag: str = ""
+    # Weights of share-tag values, `acme:3,globex:1`; a value not named weighs 1.
+    share_weights: str = ""
+    # At most this many requests in batches the API has not finished (the
+    # organisation's batch queue limit); 0: no limit.
+    max_in_flight_requests: int = 0
     # --- bad data and bounded ingestion (issue 19) ---
     # A results line longer than this is skipped to its newline and its request failed.
     max_result_line_bytes: int = 64 << 20
@@ -220,11 +233,13 @@ class Settings(BaseSettings):
             "max_wait_seconds": self.max_wait_seconds,
             "deadline_seconds": self.deadline_seconds,
             "sync_latency_seconds": self.sync_latency_seconds,
+            "max_in_flight_requests": self.max_in_flight_requests,
         }
         for name, value in at_least_zero.items():
             if value < 0:
                 raise SettingsError(f"BATCHLINE_{name.upper()} must be >= 0, got {value}")
         self._check_upper_limits()
+        self._check_scheduling()
         self._check_http()
         if self.log_format not in ("json", "text"):
             raise SettingsError(
@@ -276,6 +291,13 @@ class Settings(BaseSettings):
         host, _, port = self.http_bind.rpartition(":")
         if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
             raise SettingsError(f"BATCHLINE_HTTP_BIND must be host:port, got {self.http_bind!r}")
+
+    def _check_scheduling(self) -> None:
+        try:
+            parse_priority_waits(self.priority_max_wait)
+            parse_share_weights(self.share_weights)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
 
     def _check_upper_limits(self) -> None:
         if self.ingest_deadline_seconds > MAX_INGEST_DEADLINE_SECONDS:

@@ -1,7 +1,7 @@
 """deadlines: requests keep one; results say how they were obtained; fallbacks
 
 Revision ID: e4c8d2a6b190
-Revises: b7e2a9c4f1d3
+Revises: e3c5a1f7b9d2
 Create Date: 2026-11-29 20:30:00.000000
 
 A request with a deadline that its batch will not meet is sent through the
@@ -18,7 +18,7 @@ from alembic import op
 from batchline.models.base import UtcDateTime
 
 revision: str = "e4c8d2a6b190"
-down_revision: str | None = "b7e2a9c4f1d3"
+down_revision: str | None = "e3c5a1f7b9d2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

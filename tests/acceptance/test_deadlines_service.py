@@ -12,6 +12,7 @@ time), not by waiting 10 minutes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,7 @@ def test_deadline__answered_synchronously_in_time_and_the_batch_result_is_a_coun
     with make_session_factory(engine)() as session:
         spent = ledger.spend(session)
     engine.dispose()
-    batch_cost = sum(r.cost_usd for r in [late, *results_of(db, other)])
+    batch_cost = sum(r.cost_usd or Decimal(0) for r in [late, *results_of(db, other)])
     assert sync.cost_usd is not None and late.cost_usd is not None and late.cost_usd > 0
     assert spent.fallback_usd == sync.cost_usd
     assert spent.batch_usd == batch_cost

@@ -271,9 +271,13 @@ def _now() -> Any:
 
 def _batch_of(sessions: Any, request_id: str) -> int | None:
     with sessions() as session:
-        return session.scalar(select(Request.batch_id).where(Request.id == request_id))
+        batch_id: int | None = session.scalar(
+            select(Request.batch_id).where(Request.id == request_id)
+        )
+        return batch_id
 
 
 def _state(sessions: Any, request_id: str) -> str | None:
     with sessions() as session:
-        return session.scalar(select(Request.state).where(Request.id == request_id))
+        state: str | None = session.scalar(select(Request.state).where(Request.id == request_id))
+        return state

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -81,9 +82,9 @@ def end_and_ingest(pipeline: Pipeline, api: MemoryBatchApi, batch_id: int) -> No
     ingest.ingest_batch(pipeline, batch_id)
 
 
-def rows(pipeline: Pipeline, model: type, *where: object) -> list:  # type: ignore[type-arg]
+def rows(pipeline: Pipeline, model: type[Any], *where: Any) -> list[Any]:
     with pipeline.sessions() as session:
-        found = list(session.scalars(select(model).where(*where)))  # type: ignore[arg-type]
+        found: list[Any] = list(session.scalars(select(model).where(*where)))
         session.expunge_all()
         return found
 

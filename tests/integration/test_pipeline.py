@@ -283,7 +283,7 @@ def test_retry__invalid_request_is_final_at_once(
     to_sql_and_submit(pipeline)
     end_and_ingest(pipeline, memory_api)
     result = handle.result(timeout=1)
-    assert result.type == "errored" and result.error.error.type == "invalid_request_error"  # type: ignore[union-attr]
+    assert result.type == "errored" and result.error.error.type == "invalid_request_error"
 
 
 def test_retry__attempts_run_out_into_failed(

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from batchline import cookbook
+from batchline.adapters.intake import StreamEntry, decode_entries
 from batchline.domain.validation import InvalidRequest, encode_params
 from batchline.http_api.openapi import document
 from batchline.keys import RedisKeys
@@ -81,14 +82,6 @@ def test_http__invalid_params_get_enqueues_own_message(api: Api, redis_url: str)
     assert queued(redis_url) == 0
 
 
-def test_http__priority_is_refused_not_dropped(api: Api, redis_url: str) -> None:
-    status, kind, message = error_of(
-        api.call("POST", "/v1/requests", {"params": PARAMS, "priority": 1})
-    )
-    assert (status, kind) == (400, "invalid_request_error") and "not supported yet" in message
-    assert queued(redis_url) == 0
-
-
 def test_http__bad_deadline_is_refused_and_nothing_enqueued(api: Api, redis_url: str) -> None:
     for headers, body in (
         ({"Batchline-Deadline": "tomorrow"}, PARAMS),
@@ -97,6 +90,31 @@ def test_http__bad_deadline_is_refused_and_nothing_enqueued(api: Api, redis_url:
     ):
         status, kind, message = error_of(api.call("POST", "/v1/requests", body, headers=headers))
         assert (status, kind) == (400, "invalid_request_error") and "deadline" in message, message
+    assert queued(redis_url) == 0
+
+
+def test_http__priority_is_taken_from_the_envelope_and_the_header(api: Api, redis_url: str) -> None:
+    first = api.call("POST", "/v1/requests", {"params": PARAMS, "priority": 4})
+    second = api.call("POST", "/v1/requests", PARAMS, headers={"Batchline-Priority": "-2"})
+    assert (first[0], second[0]) == (202, 202), (first, second)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        entries: Any = client.xrange(RedisKeys("batchline").intake_stream)
+    finally:
+        client.close()
+    metas = [e for i, fields in entries for e in decode_entries(StreamEntry(i, fields))]
+    assert sorted(m.meta["priority"] for m in metas) == [-2, 4]
+
+
+def test_http__priority_out_of_range_is_400_and_nothing_enqueued(api: Api, redis_url: str) -> None:
+    status, kind, message = error_of(
+        api.call("POST", "/v1/requests", {"params": PARAMS, "priority": 9})
+    )
+    assert (status, kind) == (400, "invalid_request_error") and "priority" in message
+    status, _, message = error_of(
+        api.call("POST", "/v1/requests", PARAMS, headers={"Batchline-Priority": "high"})
+    )
+    assert status == 400 and "Batchline-Priority" in message
     assert queued(redis_url) == 0
 
 
@@ -189,7 +207,8 @@ def test_http__beta_parameter_needs_the_betas_field(api: Api, redis_url: str) ->
     assert error_of(api.call("POST", "/v1/requests", bad))[0] == 400
     client = redis.Redis.from_url(redis_url)
     try:
-        [(_, fields)] = client.xrange(RedisKeys("batchline").intake_stream)
+        entries: Any = client.xrange(RedisKeys("batchline").intake_stream)
+        [(_, fields)] = entries
     finally:
         client.close()
     assert json.loads(fields[b"m"])["betas"] == ["mcp-client-2025-04-04"]
@@ -209,10 +228,10 @@ def test_http__deadline_is_taken_as_seconds_or_an_iso_time(api: Api, redis_url: 
     assert all(status in (200, 201, 202) for status, _, _ in answers), answers
     client = redis.Redis.from_url(redis_url)
     try:
-        entries = client.xrange(RedisKeys("batchline").intake_stream)
+        stream: Any = client.xrange(RedisKeys("batchline").intake_stream)
     finally:
         client.close()
-    metas = [json.loads(fields[b"m"]) for _, fields in entries]
+    metas = [json.loads(fields[b"m"]) for _, fields in stream]
     offsets = [round(m["deadline"] - m["t"]) for m in metas[:2]]
     assert offsets == [60, 120]
     assert metas[2]["deadline"] == at.timestamp()

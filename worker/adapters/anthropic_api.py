@@ -154,7 +154,7 @@ def _classify_create_error(exc: anthropic.APIStatusError) -> Exception:
     status = exc.status_code
     message = f"create answered HTTP {status} {_error_type(exc)}: {_error_message(exc)}"
     if status in _NOT_ACCEPTED:
-        return CreateNotAccepted(message, retry_after=_retry_after(exc))
+        return CreateNotAccepted(message, retry_after=_retry_after(exc), status=status)
     if status in _PAUSING or "spend_limit" in _error_type(exc):
         return CreateRefused(message, pause=True)
     if 400 <= status < 500 and status not in (408, 409):

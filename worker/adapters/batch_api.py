@@ -45,9 +45,13 @@ class CreateError(Exception):
 class CreateNotAccepted(CreateError):
     """The API answered and created nothing, for a reason that passes (429, 529)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # 429: over a limit (the queue limit lowers batchline's effective capacity).
+        self.status = status
 
 
 class CreateRefused(CreateError):

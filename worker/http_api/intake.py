@@ -18,9 +18,9 @@ from batchline.http_api.errors import ApiError, from_enqueue, invalid
 from batchline.producer import Item, Producer
 
 # Fields beside `params` in an envelope or a JSONL line; anything else is refused.
-OPTION_FIELDS = ("key", "tags", "on_result", "max_attempts", "betas", "deadline")
-# Issue 15's priority is not built yet: refused, never dropped.
-UNSUPPORTED_FIELDS = ("priority",)
+OPTION_FIELDS = ("key", "tags", "on_result", "max_attempts", "betas", "priority", "deadline")
+# Options not built yet: refused, never dropped (none at present).
+UNSUPPORTED_FIELDS: tuple[str, ...] = ()
 CHUNK = 500
 
 
@@ -65,11 +65,16 @@ def header_options(request: Request) -> dict[str, Any]:
         options["on_result"] = on_result
     if (deadline := request.headers.get("batchline-deadline")) is not None:
         options["deadline"] = deadline
+    if (priority := request.headers.get("batchline-priority")) is not None:
+        try:
+            options["priority"] = int(priority)
+        except ValueError:
+            raise invalid("the Batchline-Priority header must be an integer") from None
     return options
 
 
 def unsupported(name: str) -> ApiError:
-    return invalid(f"{name} is not supported yet (priority is planned); not enqueued")
+    return invalid(f"{name} is not supported yet; not enqueued")
 
 
 def split_envelope(doc: object, where: str) -> tuple[object, dict[str, Any]]:

@@ -91,6 +91,13 @@ def document() -> dict[str, Any]:
                         "tags": {"type": "object"},
                         "on_result": {"type": "string", "description": "a Celery task name"},
                         "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
+                        "priority": {
+                            "type": "integer",
+                            "minimum": -5,
+                            "maximum": 5,
+                            "description": "higher goes first when more is queued than a batch"
+                            " takes (or the Batchline-Priority header)",
+                        },
                         "betas": {
                             "type": "array",
                             "items": {"type": "string"},

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import logging
+import math
+from datetime import datetime
+from itertools import zip_longest
+
+from sqlalchemy.orm import Session
 
 from batchline import ledger
 from batchline.adapters import priming
 from batchline.adapters.sql import assemble as assemble_sql
+from batchline.adapters.sql import capacity as capacity_sql
 from batchline.adapters.sql import controls as controls_sql
 from batchline.domain.planning import (
     ENVELOPE_BYTES_PER_REQUEST,
@@ -14,6 +20,14 @@ from batchline.domain.planning import (
     should_cut,
     take_while_fits,
 )
+from batchline.domain.scheduling import (
+    Waiting,
+    allocate,
+    cut_due,
+    parse_priority_waits,
+    parse_share_weights,
+)
+from batchline.services import capacity
 from batchline.services.context import Pipeline
 
 log = logging.getLogger("batchline.assemble")
@@ -21,47 +35,103 @@ log = logging.getLogger("batchline.assemble")
 
 def assemble_batches(pipeline: Pipeline, max_batches: int = 10) -> list[int]:
     """Create batch intents while enough requests wait; returns their ids."""
-    settings = pipeline.settings
-    limits = Limits(settings.max_batch_requests, settings.max_batch_bytes)
     made, released = _prime(pipeline)
     for _ in range(max_batches):
         with pipeline.sessions.begin() as session:
-            if controls_sql.submission_paused(session) is not None:
-                break
-            cap = settings.daily_spend_cap_usd
-            if cap > 0 and ledger.cap_use(session, cap, pipeline.clock()).room <= 0:
-                break
-            # Under a cap, a request whose model has no price cannot be bounded: it
-            # stays queued (batchline status says why) rather than be counted as $0.
-            held = ledger.unpriced_models(session, queued_only=True) if cap > 0 else []
-            count, size, oldest = assemble_sql.queued_summary(session, held)
-            now = pipeline.clock()
-            waited = (now - oldest).total_seconds() if oldest is not None else 0.0
-            if released:
-                # A group whose primer just finished goes now, while its cache is warm.
-                waited = max(waited, settings.max_wait_seconds)
-            if not should_cut(count, size, waited, limits, settings.max_wait_seconds):
-                break
-            # One batch, one anthropic-beta header: cut from the oldest request's group.
-            betas = assemble_sql.oldest_queued_betas(session, held)
-            candidates = assemble_sql.lock_queued_requests(
-                session, limits.max_requests, held, betas
-            )
-            sizes = dict(candidates)
-            chosen = list(take_while_fits(candidates, limits))
-            if not chosen:
-                break
-            body = sum(sizes[i] + ENVELOPE_BYTES_PER_REQUEST for i in chosen)
-            batch_id = assemble_sql.create_batch_intent(session, chosen, body, now)
+            cut = _cut_one(pipeline, session, bool(released))
+        if cut is None:
+            break
+        batch_id, count, body = cut
         log.info(
             "batch %d prepared with %d requests (%d bytes)",
             batch_id,
-            len(chosen),
+            count,
             body,
-            extra={"batch_id": batch_id, "count": len(chosen)},
+            extra={"batch_id": batch_id, "count": count},
         )
         made.append(batch_id)
     return made
+
+
+def _cut_one(pipeline: Pipeline, session: Session, released: bool) -> tuple[int, int, int] | None:
+    """One batch intent if one is due: (id, requests, body bytes); None if none is."""
+    settings = pipeline.settings
+    if controls_sql.submission_paused(session) is not None:
+        return None
+    cap = settings.daily_spend_cap_usd
+    if cap > 0 and ledger.cap_use(session, cap, pipeline.clock()).room <= 0:
+        return None
+    # Under a cap, a request whose model has no price cannot be bounded: it
+    # stays queued (batchline status says why) rather than be counted as $0.
+    held = ledger.unpriced_models(session, queued_only=True) if cap > 0 else []
+    waiting = assemble_sql.queued_by_priority(session, held)
+    room = capacity.assembly_room(session, settings.max_in_flight_requests)
+    if not waiting or room <= 0:
+        return None
+    limits = Limits(min(settings.max_batch_requests, room), settings.max_batch_bytes)
+    full, waited = _due(pipeline, waiting, limits)
+    if not (released or full or waited):
+        return None
+    # One batch, one anthropic-beta header: cut from the group of the request that goes next.
+    priorities = [p for p, _n, _b, _o in waiting]
+    betas = assemble_sql.oldest_queued_betas(session, held, max(priorities))
+    candidates = _candidates(pipeline, session, limits, held, betas, priorities)
+    sizes = dict(candidates)
+    chosen = list(take_while_fits(candidates, limits))
+    filled = len(chosen) >= limits.max_requests or len(chosen) < len(candidates)
+    if not chosen or not (released or waited or filled):
+        # "Full" counted work its share may not take yet: wait, not a tiny batch a tick.
+        return None
+    body = sum(sizes[i] + ENVELOPE_BYTES_PER_REQUEST for i in chosen)
+    now = pipeline.clock()
+    return assemble_sql.create_batch_intent(session, chosen, body, now), len(chosen), body
+
+
+def _due(
+    pipeline: Pipeline, waiting: list[tuple[int, int, int, datetime]], limits: Limits
+) -> tuple[bool, bool]:
+    """(full, waited): whether a batch would be full, and whether some priority waited
+    its maximum wait. (A primer group just released goes at once: the caller.)"""
+    settings = pipeline.settings
+    now = pipeline.clock()
+    count = sum(n for _p, n, _b, _o in waiting)
+    size = sum(b for _p, _n, b, _o in waiting)
+    waited = cut_due(
+        [Waiting(p, n, (now - oldest).total_seconds()) for p, n, _b, oldest in waiting],
+        parse_priority_waits(settings.priority_max_wait),
+        settings.max_wait_seconds,
+    )
+    return should_cut(count, size, 0.0, limits, math.inf), waited
+
+
+def _candidates(
+    pipeline: Pipeline,
+    session: Session,
+    limits: Limits,
+    held: list[str],
+    betas: str | None,
+    priorities: list[int],
+) -> list[tuple[str, int]]:
+    """The requests the batch is cut from, locked, in the order they go."""
+    settings = pipeline.settings
+    if not settings.share_tag:
+        return assemble_sql.lock_queued_requests(
+            session, limits.max_requests, held, betas, None, priorities
+        )
+    use = capacity.capacity_use(session, settings.max_in_flight_requests)
+    portions = allocate(
+        assemble_sql.queued_by_share(session, held, betas),
+        limits.max_requests,
+        parse_share_weights(settings.share_weights),
+        capacity_sql.in_flight_by_share(session),
+        use.effective_limit,
+    )
+    per_key = [
+        assemble_sql.lock_queued_requests(session, n, held, betas, key, priorities)
+        for key, n in sorted(portions.items())
+    ]
+    # Interleaved, so a batch cut short by its byte limit still holds every key's part.
+    return [row for rows in zip_longest(*per_key) for row in rows if row is not None]
 
 
 def _prime(pipeline: Pipeline) -> tuple[list[int], list[str]]:

@@ -25,6 +25,7 @@ from batchline.adapters.intake import (
 from batchline.adapters.sql import intake as intake_sql
 from batchline.domain.deadlines import DeadlineDefaults, deadline_at
 from batchline.domain.prefix import prefix_hash
+from batchline.domain.scheduling import check_priority, share_key
 from batchline.domain.states import RequestState
 from batchline.domain.validation import check_betas
 from batchline.services.context import Pipeline
@@ -88,12 +89,8 @@ def _read(
     buried: list[tuple[StreamEntry, str]],
 ) -> None:
     """The entry's requests into `found`, or what cannot be read into `buried`."""
-    deadlines = pipeline.settings.deadline_defaults()
     try:
-        found += [
-            (entry, r, request_row(r, pipeline.settings.max_attempts, now, deadlines))
-            for r in decode_entries(entry)
-        ]
+        found += [(entry, r, _row(pipeline, r, now)) for r in decode_entries(entry)]
         return
     except UNREADABLE as exc:
         parts = split_bundle(entry)
@@ -104,10 +101,7 @@ def _read(
     # A bundle is read again request by request: only the bad ones are buried.
     for part in parts:
         try:
-            found += [
-                (entry, r, request_row(r, pipeline.settings.max_attempts, now, deadlines))
-                for r in decode_entries(part)
-            ]
+            found += [(entry, r, _row(pipeline, r, now)) for r in decode_entries(part)]
         except UNREADABLE as part_exc:
             log.error("bundled request unreadable, dead-lettered: %s", part_exc)
             buried.append((part, f"unreadable: {part_exc}"))
@@ -145,10 +139,18 @@ def _settle_key_reuse(session: Session, rows: list[dict[str, Any]], now: datetim
         )
 
 
+def _row(pipeline: Pipeline, entry: IntakeEntry, now: datetime) -> dict[str, Any]:
+    settings = pipeline.settings
+    return request_row(
+        entry, settings.max_attempts, now, settings.share_tag, settings.deadline_defaults()
+    )
+
+
 def request_row(
     entry: IntakeEntry,
     default_max_attempts: int,
     now: datetime,
+    share_tag: str = "",
     deadlines: DeadlineDefaults = NO_DEFAULTS,
 ) -> dict[str, Any]:
     """The queued `requests` row of an entry (durable enqueue writes it directly)."""
@@ -172,6 +174,10 @@ def request_row(
         "charged_attempts": 0,
         "max_attempts": int(meta.get("max_attempts") or default_max_attempts),
         "prefix_hash": _prefix_hash(entry.params),
+        # Checked again: a stream entry may come from any writer (ValueError: unreadable).
+        "priority": check_priority(meta.get("priority")),
+        # Fixed at intake: changing BATCHLINE_SHARE_TAG applies to requests taken in after.
+        "share_key": share_key(meta.get("tags"), share_tag),
         "cache_ttl_1h": False,
         "enqueued_at": enqueued,
         "deadline_at": deadline_at(meta.get("deadline"), meta.get("tags"), enqueued, deadlines),

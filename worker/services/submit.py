@@ -6,6 +6,8 @@ import logging
 from datetime import timedelta
 from decimal import Decimal
 
+from sqlalchemy.orm import Session
+
 from batchline import ledger
 from batchline.adapters import spending
 from batchline.adapters.batch_api import (
@@ -21,6 +23,7 @@ from batchline.adapters.sql import submit as submit_sql
 from batchline.database import READ_ONLY
 from batchline.domain.pauses import describe as describe_pause
 from batchline.domain.states import BatchState
+from batchline.services import capacity
 from batchline.services.context import Pipeline
 
 log = logging.getLogger("batchline.submit")
@@ -50,6 +53,11 @@ def submit_batch(pipeline: Pipeline, batch_id: int) -> str:
     with pipeline.sessions.begin() as session:
         if controls_sql.submission_paused(session) is not None:
             return "paused"
+        # Admitted under the capacity lock, held until SUBMITTING commits below.
+        full = capacity.admit(session, batch_id, pipeline.settings.max_in_flight_requests, now)
+        if full is not None:
+            log.info("%s", full, extra={"batch_id": batch_id})
+            return "capacity"
         # Reserve before create: the reservation commits with the move to
         # SUBMITTING below, under the cap's lock, so no room is promised twice.
         waiting = ledger.reserve(session, batch_id, worst, cap, now) if worst is not None else None
@@ -75,6 +83,8 @@ def submit_batch(pipeline: Pipeline, batch_id: int) -> str:
             submit_sql.record_create_not_accepted(
                 session, batch_id, str(exc), now + timedelta(seconds=wait), pipeline.clock()
             )
+            if exc.status == 429:
+                _lower_capacity(pipeline, session, batch_id)
         log.warning(
             "batch %d not accepted, retry in %.0fs: %s",
             batch_id,
@@ -92,6 +102,19 @@ def submit_batch(pipeline: Pipeline, batch_id: int) -> str:
         # may not have completed, so the reconciler must settle it.
         return _unknown(pipeline, batch_id, f"{type(exc).__name__}: {exc}")
     return _created(pipeline, batch_id, remote)
+
+
+def _lower_capacity(pipeline: Pipeline, session: Session, batch_id: int) -> None:
+    lowered = capacity.after_rate_limited(
+        session, pipeline.settings.max_in_flight_requests, pipeline.clock()
+    )
+    if lowered is not None:
+        log.warning(
+            "create of batch %d answered 429: effective in-flight limit now %d",
+            batch_id,
+            lowered,
+            extra={"batch_id": batch_id},
+        )
 
 
 def _worst_case(pipeline: Pipeline, batch_id: int) -> Decimal | str:
@@ -115,6 +138,7 @@ def _created(pipeline: Pipeline, batch_id: int, remote: RemoteBatch) -> str:
             )
             return "tracked"
         if submit_sql.record_submission(session, batch_id, remote, now, next_poll):
+            capacity.after_created(session, pipeline.settings.max_in_flight_requests, now)
             log.info(
                 "batch %d submitted as %s",
                 batch_id,

@@ -42,11 +42,51 @@ def _not_held(held_models: Sequence[str] = ()) -> Any:
     return and_(free, Request.model.not_in(list(held_models))) if held_models else free
 
 
-def oldest_queued_betas(session: Session, held_models: Sequence[str] = ()) -> str | None:
-    """The betas of the oldest queued request: the group the next batch is cut from."""
+def queued_by_priority(
+    session: Session, held_models: Sequence[str] = ()
+) -> list[tuple[int, int, int, datetime]]:
+    """(priority, count, total size, oldest intake time) of the queued requests, per priority."""
+    rows = session.execute(
+        select(
+            Request.priority,
+            func.count(),
+            func.coalesce(func.sum(Request.params_bytes), 0),
+            func.min(Request.created_at),
+        )
+        .where(Request.state == RequestState.QUEUED, _not_held(held_models))
+        .group_by(Request.priority)
+    )
+    return [(int(p), int(n), int(b), oldest) for p, n, b, oldest in rows]
+
+
+def queued_by_share(
+    session: Session, held_models: Sequence[str] = (), betas: str | None = None
+) -> dict[str, int]:
+    """How many requests each share key has queued in one betas group."""
+    rows = session.execute(
+        select(Request.share_key, func.count())
+        .where(Request.state == RequestState.QUEUED, _not_held(held_models), _same_betas(betas))
+        .group_by(Request.share_key)
+    )
+    return {key: int(n) for key, n in rows}
+
+
+def _same_betas(betas: str | None) -> Any:
+    return Request.betas.is_(None) if betas is None else Request.betas == betas
+
+
+def oldest_queued_betas(
+    session: Session, held_models: Sequence[str] = (), priority: int = 0
+) -> str | None:
+    """The betas of the oldest queued request of `priority` (the highest queued: it
+    goes next), the group the next batch is cut from."""
     stmt = (
         select(Request.betas)
-        .where(Request.state == RequestState.QUEUED, _not_held(held_models))
+        .where(
+            Request.state == RequestState.QUEUED,
+            Request.priority == priority,
+            _not_held(held_models),
+        )
         .order_by(Request.created_at, Request.id)
         .limit(1)
     )
@@ -54,21 +94,41 @@ def oldest_queued_betas(session: Session, held_models: Sequence[str] = ()) -> st
 
 
 def lock_queued_requests(
-    session: Session, limit: int, held_models: Sequence[str] = (), betas: str | None = None
+    session: Session,
+    limit: int,
+    held_models: Sequence[str] = (),
+    betas: str | None = None,
+    share_key: str | None = None,
+    priorities: Sequence[int] = (0,),
 ) -> list[tuple[str, int]]:
-    """The oldest queued requests with exactly these betas, locked; rows another
+    """The next queued requests (highest of `priorities` first, then oldest) with
+    exactly these betas, and of one share key when given, locked; rows another
     claimer holds are skipped. A batch is created with one anthropic-beta header,
     so requests with different betas never share one."""
-    same_betas = Request.betas.is_(None) if betas is None else Request.betas == betas
-    stmt = (
-        select(Request.id, Request.params_bytes)
-        .where(Request.state == RequestState.QUEUED, _not_held(held_models), same_betas)
-        .order_by(Request.created_at, Request.id)
-        .limit(limit)
-        # Two claimers never take the same request: each skips the other's locked rows.
-        .with_for_update(skip_locked=True)
-    )
-    return [(r[0], r[1]) for r in session.execute(stmt)]
+    taken: list[tuple[str, int]] = []
+    # One range scan per priority (ix_requests_queued_priority, or _share with a
+    # key), so the cost follows the batch, not the queue behind it.
+    for priority in sorted(set(priorities), reverse=True):
+        if len(taken) >= limit:
+            break
+        where = [
+            Request.state == RequestState.QUEUED,
+            Request.priority == priority,
+            _not_held(held_models),
+            _same_betas(betas),
+        ]
+        if share_key is not None:
+            where.append(Request.share_key == share_key)
+        stmt = (
+            select(Request.id, Request.params_bytes)
+            .where(*where)
+            .order_by(Request.created_at, Request.id)
+            .limit(limit - len(taken))
+            # Two claimers never take the same request: each skips the other's locked rows.
+            .with_for_update(skip_locked=True)
+        )
+        taken += [(r[0], r[1]) for r in session.execute(stmt)]
+    return taken
 
 
 def create_batch_intent(

@@ -33,9 +33,14 @@ def pause_submission(session: Session, reason: str, now: datetime) -> None:
     )
 
 
-def resume_submission(session: Session) -> bool:
+def resume_submission(session: Session, only_if: str | None = None) -> bool:
+    """Lift the pause; with `only_if`, only a pause for exactly that reason.
+
+    `only_if` is for a pause lifted on evidence about one reason (the key works
+    again): a different pause set meanwhile (billing) stays.
+    """
     control = session.get(Control, PAUSE_CONTROL)
-    if control is None:
+    if control is None or (only_if is not None and control.value != only_if):
         return False
     session.delete(control)
     return True
