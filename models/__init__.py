@@ -4,9 +4,10 @@
 - `Batch`: one batch intent and, once created, its remote Message Batch.
 - `Result`: one result line of one remote batch (the attempt history).
 - `Control`: service-wide switches (submission paused and why).
+- `Fallback`: a request sent through the synchronous API for its deadline.
 """
 
 from batchline.models.base import Base, metadata
-from batchline.models.tables import Batch, CachePrimer, Control, Request, Result
+from batchline.models.tables import Batch, CachePrimer, Control, Fallback, Request, Result
 
-__all__ = ["Base", "Batch", "CachePrimer", "Control", "Request", "Result", "metadata"]
+__all__ = ["Base", "Batch", "CachePrimer", "Control", "Fallback", "Request", "Result", "metadata"]

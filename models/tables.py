@@ -34,6 +34,9 @@ def _one_of(column: str, values: list[str]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
+_DEADLINE_OPEN = "deadline_at IS NOT NULL AND state IN ('queued', 'in_batch')"
+
+
 class Request(Base):
     __tablename__ = "requests"
 
@@ -73,6 +76,8 @@ class Request(Base):
     cache_ttl_1h: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # When the on_result callback was sent (the outbox: NULL = still to send).
     notified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When the request must be final; past it minus the sync latency, it falls back.
+    deadline_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         CheckConstraint(_one_of("state", [s.value for s in RequestState]), name="state"),
@@ -123,6 +128,13 @@ class Request(Base):
             "finished_at",
             postgresql_where=text("on_result IS NOT NULL AND notified_at IS NULL"),
             sqlite_where=text("on_result IS NOT NULL AND notified_at IS NULL"),
+        ),
+        # Only unsettled requests with a deadline: the deadline scan reads nothing else.
+        Index(
+            "ix_requests_deadline_open",
+            "deadline_at",
+            postgresql_where=text(_DEADLINE_OPEN),
+            sqlite_where=text(_DEADLINE_OPEN),
         ),
     )
 
@@ -180,7 +192,10 @@ class Result(Base):
     __tablename__ = "results"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    batch_id: Mapped[int] = mapped_column(BigId, ForeignKey("batches.id", ondelete="CASCADE"))
+    # NULL for a result obtained through the synchronous fallback (via = 'sync').
+    batch_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("batches.id", ondelete="CASCADE")
+    )
     custom_id: Mapped[str] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(
         String(32), ForeignKey("requests.id", ondelete="CASCADE")
@@ -205,10 +220,23 @@ class Result(Base):
     cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(18, 8))
     # A result for a request that another batch had already settled: paid twice.
     duplicate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # How the result was obtained: 'batch' (at batch prices) or 'sync' (the
+    # synchronous fallback for a deadline, at full price).
+    via: Mapped[str] = mapped_column(String(8), default="batch", server_default="batch")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         UniqueConstraint("batch_id", "custom_id"),
+        CheckConstraint(_one_of("via", ["batch", "sync"]), name="via"),
+        CheckConstraint("(via = 'sync') = (batch_id IS NULL)", name="via_batch"),
+        # A request is sent synchronously once, so it has at most one sync result.
+        Index(
+            "uq_results_sync_request",
+            "request_id",
+            unique=True,
+            postgresql_where=text("via = 'sync'"),
+            sqlite_where=text("via = 'sync'"),
+        ),
         CheckConstraint(
             _one_of("result_type", ["succeeded", "errored", "canceled", "expired", "malformed"]),
             name="result_type",
@@ -240,3 +268,40 @@ class CachePrimer(Base):
     ready_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (CheckConstraint(_one_of("state", ["priming", "ready"]), name="state"),)
+
+
+class Fallback(Base):
+    """A request sent (or to be sent) through the synchronous Messages API for its deadline.
+
+    pending: due, waiting for a slot or its next try; calling: a worker holds it
+    until `claimed_until`; done: its result is recorded; failed: given up, the
+    request is left for its batch."""
+
+    __tablename__ = "fallbacks"
+
+    request_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The batch the request was in when it fell back (NULL: it was still queued).
+    batch_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("batches.id", ondelete="SET NULL")
+    )
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    next_try_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    deadline_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        CheckConstraint(_one_of("state", ["pending", "calling", "done", "failed"]), name="state"),
+        Index(
+            "ix_fallbacks_open",
+            "next_try_at",
+            postgresql_where=text("state IN ('pending', 'calling')"),
+            sqlite_where=text("state IN ('pending', 'calling')"),
+        ),
+        Index("ix_fallbacks_batch_id", "batch_id"),
+    )

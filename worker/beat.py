@@ -12,8 +12,9 @@ tick could be sent, it moves the intake stream into SQL itself (batchline.relief
 An idle service sends almost nothing (Flower shows every task): the intake
 tick goes only while the intake stream holds entries or SQL has queued
 requests; the sweep only while a batch is in flight or a callback is due;
-reconcile at most once a minute while no batch is in flight. The checks are
-one XLEN and one SQL query, made here in the scheduler; when they fail the
+reconcile at most once a minute while no batch is in flight; the deadline scan
+only while an unsettled request has a deadline. The checks are one XLEN and two
+SQL queries, made here in the scheduler; when they fail the
 tick is sent anyway, since a needless wake-up costs little and a missed one
 delays work.
 """
@@ -44,6 +45,12 @@ IDLE_INTERVAL = 5.0
 WATCH_SECONDS = 5.0
 # While idle, reconcile (which also lifts a refused-key pause) runs this often.
 IDLE_RECONCILE_SECONDS = 60.0
+WATCHED_TASKS = (
+    "batchline.intake",
+    "batchline.sweep",
+    "batchline.reconcile",
+    "batchline.deadlines",
+)
 # One look at Redis and SQL serves the ticks due within this long.
 WORK_CHECK_SECONDS = 0.5
 
@@ -68,6 +75,7 @@ return 0
 class Work:
     intake: bool  # entries in the intake stream, or requests queued in SQL
     in_flight: bool  # a batch not yet final, or a callback still to send
+    deadlines: bool = True  # an unsettled request with a deadline, or a fallback open
 
 
 class LockedScheduler(Scheduler):  # type: ignore[misc]
@@ -99,11 +107,13 @@ class LockedScheduler(Scheduler):  # type: ignore[misc]
         super().apply_entry(entry, producer=producer)
 
     def _needed(self, task: str) -> bool:
-        if task not in ("batchline.intake", "batchline.sweep", "batchline.reconcile"):
+        if task not in WATCHED_TASKS:
             return True
         work = self._current_work()
         if work is None:
             return True
+        if task == "batchline.deadlines":
+            return work.deadlines
         if task == "batchline.intake":
             return work.intake
         if task == "batchline.sweep":
@@ -128,13 +138,15 @@ class LockedScheduler(Scheduler):  # type: ignore[misc]
 
     def _look_for_work(self) -> Work:
         from batchline.adapters.queries import pending_work
+        from batchline.adapters.sql.fallback import has_deadline_work
         from batchline.database import make_engine
 
         if self._engine is None:
             self._engine = make_engine(self._database_url, pool_size=1)
         queued, in_flight = pending_work(self._engine)
+        deadlines = has_deadline_work(self._engine)
         stream = int(self._redis.xlen(RedisKeys(self._stream_prefix).intake_stream))
-        return Work(intake=stream > 0 or queued, in_flight=in_flight)
+        return Work(intake=stream > 0 or queued, in_flight=in_flight, deadlines=deadlines)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if not self._hold_lock():

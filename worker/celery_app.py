@@ -72,6 +72,7 @@ def beat_schedule(config: Any) -> dict[str, dict[str, Any]]:
         "intake": config.intake_interval_seconds,
         "sweep": min(5.0, config.poll_interval_seconds),
         "reconcile": config.reconcile_interval_seconds,
+        "deadlines": config.deadline_scan_seconds,
     }
     return {
         name: {

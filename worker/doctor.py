@@ -15,6 +15,7 @@ from batchline.adapters.anthropic_api import DEFAULT_BASE_URL
 from batchline.adapters.redis_health import redis_problems
 from batchline.adapters.sql import controls as controls_sql
 from batchline.database import current_and_head, make_engine, make_session_factory
+from batchline.deadline_report import DeadlineFigures, at_risk_before, deadline_figures
 from batchline.domain.pauses import how_it_ends
 from batchline.domain.timing import parse_http_date
 from batchline.ledger import spend_cap_reached
@@ -103,6 +104,7 @@ def check_database(settings: Settings) -> list[Finding]:
             capped = spend_cap_reached(session, settings.daily_spend_cap_usd, datetime.now(UTC))
             margin = timedelta(hours=settings.results_expiry_margin_hours)
             expiring = queries.results_expiring(session, datetime.now(UTC), margin)
+            deadlines = deadline_figures(session, at_risk_before(settings))
     except SQLAlchemyError as exc:
         return [
             Finding(
@@ -129,6 +131,32 @@ def check_database(settings: Settings) -> list[Finding]:
     if capped:
         found.append(
             Finding(False, capped, "raise BATCHLINE_DAILY_SPEND_CAP_USD or wait", warning=True)
+        )
+    return found + _deadline_findings(deadlines)
+
+
+def _deadline_findings(figures: DeadlineFigures) -> list[Finding]:
+    """Deadlines at risk, and fallbacks given up: worth saying, not failing for."""
+    found = []
+    if figures.at_risk:
+        found.append(
+            Finding(
+                False,
+                f"{figures.at_risk} requests are within BATCHLINE_SYNC_LATENCY_SECONDS of "
+                "their deadline with no synchronous answer yet",
+                "check that beat runs `batchline.deadlines` and the workers' fallback log lines",
+                warning=True,
+            )
+        )
+    if figures.fallbacks["failed"]:
+        found.append(
+            Finding(
+                False,
+                f"{figures.fallbacks['failed']} synchronous fallbacks gave up or were "
+                "overtaken by their batch (those requests were left to their batch)",
+                "raise BATCHLINE_SYNC_LATENCY_SECONDS if answers come too late",
+                warning=True,
+            )
         )
     return found
 

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from batchline.adapters import queries
 from batchline.adapters.intake_entries import IntakeEntry
 from batchline.adapters.sql import intake as intake_sql
+from batchline.domain.deadlines import DeadlineDefaults
 from batchline.errors import BrokerUnavailable
-from batchline.services.intake import request_row
+from batchline.services.intake import NO_DEFAULTS, request_row
 
 
 class DurableIntake:
@@ -29,11 +30,13 @@ class DurableIntake:
         engine: Engine,
         sessions: sessionmaker[Session],
         max_attempts: int,
+        deadlines: DeadlineDefaults = NO_DEFAULTS,
         share_tag: str = "",
     ) -> None:
         self._engine = engine
         self._sessions = sessions
         self._max_attempts = max_attempts
+        self._deadlines = deadlines
         self._share_tag = share_tag
 
     def close(self) -> None:
@@ -44,7 +47,8 @@ class DurableIntake:
         holds its request (another one when its key was already used)."""
         now = datetime.now(UTC)
         rows = [
-            request_row(entry, self._max_attempts, now, self._share_tag) for entry, _key in entries
+            request_row(entry, self._max_attempts, now, self._share_tag, self._deadlines)
+            for entry, _key in entries
         ]
         try:
             return self._insert(entries, rows)

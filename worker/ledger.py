@@ -3,6 +3,9 @@
 Every result row carries its tokens and its cost (NULL when the model is not
 in the price table: unknown, not free). Duplicate results count: they were
 paid. The saving is against the synchronous price of the same tokens.
+
+Results obtained through the deadline fallback (`via = 'sync'`) cost the full
+price: they are `fallback_usd`, beside the batch spend and its saving, never in it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class Spend:
     synchronous_usd: Decimal
     results: int
     unknown_cost_results: int
+    # Spent on synchronous fallbacks for deadlines, at full price.
+    fallback_usd: Decimal = Decimal(0)
 
     @property
     def saving_usd(self) -> Decimal:
@@ -42,6 +47,7 @@ def _spend(totals: SpendTotals, table: PriceTable) -> Spend:
         totals.batch_usd / table.batch_discount,
         totals.results,
         totals.unknown_cost_results,
+        totals.fallback_usd,
     )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import Float, cast, func, select
 from batchline.adapters import queries
 from batchline.adapters.intake_counts import dead_letters, queue_depth
 from batchline.database import READ_ONLY, database_problem, make_engine, make_session_factory
+from batchline.deadline_report import at_risk_before, deadline_figures
 from batchline.models import Batch, Result
 from batchline.services.capacity import CapacityUse, capacity_use
 from batchline.settings import Settings
@@ -116,10 +117,33 @@ class BatchlineCollector(Collector):
                 "Batches whose last submit or poll recorded an error",
                 value=errors,
             )
-            cost = session.scalar(select(func.coalesce(func.sum(Result.cost_usd), 0)))
+            cost = session.scalar(
+                select(func.coalesce(func.sum(Result.cost_usd), 0)).where(Result.via == "batch")
+            )
             yield CounterMetricFamily(
                 "batchline_cost_usd", "Spend at batch prices, USD", value=float(cost or 0)
             )
+            yield from _deadlines(session, self._settings)
+
+
+def _deadlines(session: Any, settings: Settings) -> Iterator[Any]:
+    figures = deadline_figures(session, at_risk_before(settings))
+    yield _by_label(
+        "batchline_fallbacks",
+        "Synchronous fallbacks for deadlines, by state (done: answered; failed: given up)",
+        "state",
+        figures.fallbacks,
+    )
+    yield GaugeMetricFamily(
+        "batchline_deadlines_at_risk",
+        "Unsettled requests whose deadline is within the sync latency, not yet answered",
+        figures.at_risk,
+    )
+    yield CounterMetricFamily(
+        "batchline_fallback_cost_usd",
+        "Spend on synchronous fallbacks for deadlines, at full price, USD",
+        value=figures.sync_cost_usd,
+    )
 
 
 def _by_label(name: str, doc: str, label: str, counts: dict[str, int]) -> GaugeMetricFamily:

@@ -28,6 +28,7 @@ from batchline.adapters.redis_health import broker_errors, make_client
 from batchline.backpressure import Backpressure
 from batchline.database import READ_ONLY, make_engine, make_session_factory
 from batchline.domain.custom_ids import new_request_id
+from batchline.domain.deadlines import Deadline, deadline_epoch
 from batchline.domain.scheduling import check_priority
 from batchline.domain.validation import (
     InvalidRequest,
@@ -54,6 +55,7 @@ class Item:
     on_result: str | None = None
     max_attempts: int | None = None
     betas: Sequence[str] | None = None
+    deadline: Deadline = None
     priority: int | None = None
 
 
@@ -95,6 +97,7 @@ class Producer:
                     engine,
                     make_session_factory(engine),
                     self.settings.max_attempts,
+                    self.settings.deadline_defaults(),
                     self.settings.share_tag,
                 )
             return self._durable
@@ -122,10 +125,11 @@ class Producer:
         on_result: str | None = None,
         max_attempts: int | None = None,
         betas: Sequence[str] | None = None,
+        deadline: Deadline = None,
         priority: int | None = None,
     ) -> RequestHandle:
         entry, checked_key = self._entry(
-            Item(params, key, tags, on_result, max_attempts, betas, priority)
+            Item(params, key, tags, on_result, max_attempts, betas, deadline, priority)
         )
         if self.settings.durable_enqueue:
             return RequestHandle(self.durable.add([(entry, checked_key)])[entry.request_id], self)
@@ -196,6 +200,8 @@ class Producer:
             meta["max_attempts"] = item.max_attempts
         if item.betas:
             meta["betas"] = check_betas(item.betas)
+        if item.deadline is not None:
+            meta["deadline"] = deadline_epoch(item.deadline, meta["t"])
         if item.priority:
             meta["priority"] = item.priority
         return IntakeEntry(new_request_id(), body, meta)
@@ -238,6 +244,7 @@ def _check_options(item: Item) -> dict[str, Any]:
         or not 1 <= item.max_attempts <= 100
     ):
         raise InvalidRequest("max_attempts must be an integer from 1 to 100")
+    deadline_epoch(item.deadline, time.time())
     check_priority(item.priority)
     return tags
 
@@ -269,6 +276,7 @@ def enqueue(
     on_result: str | None = None,
     max_attempts: int | None = None,
     betas: Sequence[str] | None = None,
+    deadline: Deadline = None,
     priority: int | None = None,
 ) -> RequestHandle:
     """Enqueue one Messages API request body; returns its handle at once.
@@ -283,6 +291,10 @@ def enqueue(
         max_attempts: attempts for retriable errors (default BATCHLINE_MAX_ATTEMPTS).
         betas: anthropic-beta names (as the SDK's `betas=`): the request may use
             beta parameters, and goes in a batch created with exactly these betas.
+        deadline: when the request must be final: a timezone-aware datetime, a
+            timedelta or seconds from now. Not final by then minus
+            BATCHLINE_SYNC_LATENCY_SECONDS, it is sent once through the
+            synchronous Messages API at full price (see the README's Deadlines).
         priority: -5 (lowest) to 5 (highest), default 0: when more is queued than
             the next batch takes, higher priorities go first (README: Scheduling).
 
@@ -295,6 +307,7 @@ def enqueue(
         on_result=on_result,
         max_attempts=max_attempts,
         betas=betas,
+        deadline=deadline,
         priority=priority,
     )
 
@@ -307,6 +320,7 @@ async def aenqueue(
     on_result: str | None = None,
     max_attempts: int | None = None,
     betas: Sequence[str] | None = None,
+    deadline: Deadline = None,
     priority: int | None = None,
 ) -> RequestHandle:
     """`enqueue` for asyncio code: the Redis round trip runs off the event loop."""
@@ -318,6 +332,7 @@ async def aenqueue(
         on_result=on_result,
         max_attempts=max_attempts,
         betas=betas,
+        deadline=deadline,
         priority=priority,
     )
 
@@ -329,7 +344,8 @@ def enqueue_many(
 
     Args:
         items: request bodies, or `Item(params, key=..., tags=..., on_result=...,
-            max_attempts=..., betas=[...], priority=...)` for per-request options.
+            max_attempts=..., betas=[...], deadline=..., priority=...)` for
+            per-request options.
         chunk: requests written per pipeline round trip.
     """
     return default_producer().enqueue_many(items, chunk=chunk)

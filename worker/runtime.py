@@ -18,6 +18,7 @@ import redis
 from batchline.adapters.anthropic_api import AnthropicBatchApi
 from batchline.adapters.batch_api import BatchApi
 from batchline.adapters.intake import IntakeStream, RedisIntakeStream
+from batchline.adapters.messages_api import AnthropicSyncMessages, SyncMessages
 from batchline.adapters.notify import RedisNotifier
 from batchline.adapters.redis_health import make_client
 from batchline.database import make_engine, make_session_factory
@@ -44,11 +45,12 @@ def build_pipeline(
     redis_client: redis.Redis | None = None,
     intake: IntakeStream | None = None,
     notifier: Notifier | None = None,
+    messages: SyncMessages | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> Pipeline:
     """The pipeline a worker runs on. A test or a tool swaps any port (the Batch API,
-    the Redis client under the intake stream and notifier, either of those) or the
-    clock, and gets the rest as a worker would."""
+    the synchronous Messages API, the Redis client under the intake stream and
+    notifier, either of those) or the clock, and gets the rest as a worker would."""
     engine = make_engine(config.database_url)
     if intake is None or notifier is None:
         # Made lazily by redis-py: no connection until the first command.
@@ -65,6 +67,7 @@ def build_pipeline(
         api=_anthropic_api(config) if api is None else api,
         intake=intake,
         notifier=notifier,
+        messages=_sync_messages(config) if messages is None else messages,
         clock=clock,
     )
 
@@ -75,6 +78,10 @@ def _anthropic_api(config: Settings) -> AnthropicBatchApi:
         base_url=config.base_url,
         create_timeout=config.create_timeout_seconds,
     )
+
+
+def _sync_messages(config: Settings) -> AnthropicSyncMessages:
+    return AnthropicSyncMessages(config.api_key, config.base_url, config.sync_timeout_seconds)
 
 
 def pipeline() -> Pipeline:

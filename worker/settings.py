@@ -26,6 +26,7 @@ from pydantic_settings import (
 )
 
 from batchline.domain.custom_ids import DEPLOYMENT_PATTERN
+from batchline.domain.deadlines import DeadlineDefaults, parse_by_tag
 from batchline.domain.scheduling import parse_priority_waits, parse_share_weights
 
 DEFAULT_DATA_DIR = Path(".batchline")
@@ -127,6 +128,19 @@ class Settings(BaseSettings):
     prices_file: str | None = None
     # `doctor` checks that Flower at this URL refuses strangers; empty: not checked.
     flower_url: str | None = None
+    # --- deadlines (issue 15): the synchronous fallback ---
+    # Deadline for requests enqueued without one, in seconds after enqueue; 0: none.
+    deadline_seconds: float = 0.0
+    # Per-tag defaults, first match wins: `tier=interactive:60,urgent:300` (name=value or name).
+    deadline_by_tag: str = ""
+    # A request not final by its deadline minus this goes through the synchronous API.
+    sync_latency_seconds: float = 30.0
+    # At most this many synchronous fallback calls at once, over all workers.
+    sync_concurrency: int = 4
+    # One synchronous call gives up after this long (then retried while the deadline allows).
+    sync_timeout_seconds: float = 120.0
+    # How often beat looks for requests whose deadline is near (skipped while none has one).
+    deadline_scan_seconds: float = 2.0
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -205,6 +219,9 @@ class Settings(BaseSettings):
             "redis_connect_timeout_seconds": self.redis_connect_timeout_seconds,
             "http_max_body_bytes": self.http_max_body_bytes,
             "http_max_bulk_bytes": self.http_max_bulk_bytes,
+            "sync_concurrency": self.sync_concurrency,
+            "sync_timeout_seconds": self.sync_timeout_seconds,
+            "deadline_scan_seconds": self.deadline_scan_seconds,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -214,6 +231,8 @@ class Settings(BaseSettings):
             "clock_skew_seconds": self.clock_skew_seconds,
             "daily_spend_cap_usd": self.daily_spend_cap_usd,
             "max_wait_seconds": self.max_wait_seconds,
+            "deadline_seconds": self.deadline_seconds,
+            "sync_latency_seconds": self.sync_latency_seconds,
             "max_in_flight_requests": self.max_in_flight_requests,
         }
         for name, value in at_least_zero.items():
@@ -226,6 +245,10 @@ class Settings(BaseSettings):
             raise SettingsError(
                 f"BATCHLINE_LOG_FORMAT must be json or text, got {self.log_format!r}"
             )
+        try:
+            parse_by_tag(self.deadline_by_tag)
+        except ValueError as exc:
+            raise SettingsError(f"BATCHLINE_DEADLINE_BY_TAG: {exc}") from None
         if not self.celery_queue.strip():
             raise SettingsError("BATCHLINE_CELERY_QUEUE must be a non-empty queue name")
         if self.celery_queue == self.callback_queue:
@@ -233,6 +256,9 @@ class Settings(BaseSettings):
                 "BATCHLINE_CELERY_QUEUE and BATCHLINE_CALLBACK_QUEUE must differ: "
                 "callbacks are your application's tasks"
             )
+
+    def deadline_defaults(self) -> DeadlineDefaults:
+        return DeadlineDefaults(parse_by_tag(self.deadline_by_tag), self.deadline_seconds)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed, checked like any other Settings.

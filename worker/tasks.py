@@ -16,7 +16,16 @@ from batchline.adapters.failures import failure_of
 from batchline.celery_app import app
 from batchline.domain.pauses import KEY, pause_kind
 from batchline.domain.retry import Action, decide
-from batchline.services import assemble, callbacks, ingest, pauses, poll, reconcile, submit
+from batchline.services import (
+    assemble,
+    callbacks,
+    fallback,
+    ingest,
+    pauses,
+    poll,
+    reconcile,
+    submit,
+)
 from batchline.services import intake as intake_service
 
 log = logging.getLogger("batchline.tasks")
@@ -103,3 +112,18 @@ def reconcile_task() -> None:
         # refusal every run. The pause was logged once, when it began.
         return
     reconcile.reconcile(pipeline)
+
+
+@app.task(name="batchline.deadlines")
+@_left_for_next_sweep
+def deadlines_task() -> int:
+    """Send requests whose deadline is near through the synchronous API."""
+    pipeline = runtime.pipeline()
+    assert pipeline.messages is not None
+    report = fallback.run_fallbacks(pipeline, pipeline.messages)
+    if report.settled:
+        callbacks.dispatch_callbacks(pipeline, _send_callback)
+    if report.batches_canceled:
+        for batch_id in poll.lease_due_polls(pipeline):
+            poll_batch_task.delay(batch_id)
+    return report.settled

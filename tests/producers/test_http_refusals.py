@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +82,14 @@ def test_http__invalid_params_get_enqueues_own_message(api: Api, redis_url: str)
     assert queued(redis_url) == 0
 
 
-def test_http__deadline_is_refused_not_dropped(api: Api, redis_url: str) -> None:
-    status, _, message = error_of(
-        api.call("POST", "/v1/requests", PARAMS, headers={"Batchline-Deadline": "60"})
-    )
-    assert status == 400 and "not supported yet" in message
+def test_http__bad_deadline_is_refused_and_nothing_enqueued(api: Api, redis_url: str) -> None:
+    for headers, body in (
+        ({"Batchline-Deadline": "tomorrow"}, PARAMS),
+        ({}, {"params": PARAMS, "deadline": -5}),
+        ({}, {"params": PARAMS, "deadline": "2030-01-01T00:00:00"}),  # no offset
+    ):
+        status, kind, message = error_of(api.call("POST", "/v1/requests", body, headers=headers))
+        assert (status, kind) == (400, "invalid_request_error") and "deadline" in message, message
     assert queued(redis_url) == 0
 
 
@@ -208,3 +212,26 @@ def test_http__beta_parameter_needs_the_betas_field(api: Api, redis_url: str) ->
     finally:
         client.close()
     assert json.loads(fields[b"m"])["betas"] == ["mcp-client-2025-04-04"]
+
+
+def test_http__deadline_is_taken_as_seconds_or_an_iso_time(api: Api, redis_url: str) -> None:
+    at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    answers = [
+        api.call("POST", "/v1/requests", {"params": PARAMS, "deadline": 60}),
+        api.call("POST", "/v1/requests", PARAMS, headers={"Batchline-Deadline": "120"}),
+        api.call(
+            "POST",
+            "/v1/requests",
+            {"params": PARAMS, "deadline": at.isoformat()},
+        ),
+    ]
+    assert all(status in (200, 201, 202) for status, _, _ in answers), answers
+    client = redis.Redis.from_url(redis_url)
+    try:
+        stream: Any = client.xrange(RedisKeys("batchline").intake_stream)
+    finally:
+        client.close()
+    metas = [json.loads(fields[b"m"]) for _, fields in stream]
+    offsets = [round(m["deadline"] - m["t"]) for m in metas[:2]]
+    assert offsets == [60, 120]
+    assert metas[2]["deadline"] == at.timestamp()

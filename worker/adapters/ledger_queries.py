@@ -21,6 +21,7 @@ class SpendTotals(NamedTuple):
     batch_usd: Decimal  # at batch prices; a result of unknown price adds nothing
     results: int
     unknown_cost_results: int  # succeeded results the price table could not price
+    fallback_usd: Decimal  # synchronous fallbacks for deadlines, at full price
 
 
 def spend_totals(session: Session, since: datetime | None = None) -> SpendTotals:
@@ -31,7 +32,9 @@ def spend_totals(session: Session, since: datetime | None = None) -> SpendTotals
 
 
 def spend_totals_by_batch(session: Session) -> dict[int, SpendTotals]:
-    rows = session.execute(_totals(Result.batch_id).group_by(Result.batch_id))
+    rows = session.execute(
+        _totals(Result.batch_id).where(Result.batch_id.is_not(None)).group_by(Result.batch_id)
+    )
     return {int(r[0]): _row(r[1:]) for r in rows}
 
 
@@ -53,12 +56,13 @@ def spend_totals_by_tag(session: Session, tag: str) -> dict[str | None, SpendTot
 def _totals(*keys: Any) -> Select[Any]:
     return select(
         *keys,
-        func.coalesce(func.sum(Result.cost_usd), 0),
+        func.coalesce(func.sum(Result.cost_usd).filter(Result.via == "batch"), 0),
         func.count(),
         func.count().filter(Result.cost_usd.is_(None), Result.result_type == "succeeded"),
+        func.coalesce(func.sum(Result.cost_usd).filter(Result.via == "sync"), 0),
     )
 
 
 def _row(row: Iterable[Any]) -> SpendTotals:
-    usd, results, unknown = row
-    return SpendTotals(Decimal(str(usd)), int(results), int(unknown))
+    usd, results, unknown, fallback = row
+    return SpendTotals(Decimal(str(usd)), int(results), int(unknown), Decimal(str(fallback)))

@@ -2,8 +2,9 @@
 
 The input file has the shape the API's batch create takes, one request a
 line: `{"custom_id": "...", "params": {...}}`, with an optional `"betas": [...]`
-(anthropic-beta names, for beta parameters). The custom_id becomes the
-request's idempotency key, so enqueueing the same file twice adds nothing.
+(anthropic-beta names, for beta parameters) and an optional `"deadline"`
+(seconds from the time of enqueueing, or an ISO 8601 time with its offset).
+The custom_id becomes the request's idempotency key, so enqueueing the same file twice adds nothing.
 The whole file is checked before anything is enqueued.
 """
 
@@ -12,7 +13,9 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from rich.progress import Progress
 from batchline.cli.shared import friendly_errors, load_settings
 from batchline.database import session_scope
 from batchline.domain.custom_ids import CUSTOM_ID_PATTERN
+from batchline.domain.deadlines import deadline_epoch
 from batchline.domain.validation import InvalidRequest, check_betas, encode_params
 
 CHUNK = 1_000
@@ -33,8 +37,12 @@ class BadLine(click.ClickException):
         super().__init__(f"{path}:{number}: {problem}")
 
 
-def read_requests(path: Path) -> Iterator[tuple[int, str, dict[str, Any], list[str]]]:
-    """(line number, custom_id, params, betas) for each non-blank line; BadLine on a fault."""
+Line = tuple[int, str, dict[str, Any], list[str], "float | datetime | None"]
+
+
+def read_requests(path: Path) -> Iterator[Line]:
+    """(line number, custom_id, params, betas, deadline) for each non-blank line;
+    BadLine on a fault."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -42,7 +50,9 @@ def read_requests(path: Path) -> Iterator[tuple[int, str, dict[str, Any], list[s
             yield number, *_parse(path, number, raw)
 
 
-def _parse(path: Path, number: int, raw: bytes) -> tuple[str, dict[str, Any], list[str]]:
+def _parse(
+    path: Path, number: int, raw: bytes
+) -> tuple[str, dict[str, Any], list[str], float | datetime | None]:
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -53,7 +63,7 @@ def _parse(path: Path, number: int, raw: bytes) -> tuple[str, dict[str, Any], li
         raise BadLine(path, number, f"invalid JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise BadLine(path, number, "each line must be an object {custom_id, params}")
-    extra = sorted(set(doc) - {"custom_id", "params", "betas"})
+    extra = sorted(set(doc) - {"custom_id", "params", "betas", "deadline"})
     if extra:
         raise BadLine(path, number, f"unexpected field(s): {', '.join(extra)}")
     custom_id = doc.get("custom_id")
@@ -65,16 +75,29 @@ def _parse(path: Path, number: int, raw: bytes) -> tuple[str, dict[str, Any], li
     try:
         betas = check_betas(doc.get("betas"))
         encode_params(params, betas=betas)
+        deadline = _deadline(doc.get("deadline"))
     except InvalidRequest as exc:
         raise BadLine(path, number, str(exc)) from None
-    return custom_id, params, betas  # type: ignore[return-value]
+    return custom_id, params, betas, deadline  # type: ignore[return-value]
+
+
+def _deadline(value: object) -> float | datetime | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidRequest(
+                "deadline must be seconds from now or an ISO 8601 time with its offset"
+            ) from None
+    deadline_epoch(value, time.time())  # checked now; made absolute when enqueued
+    return value  # type: ignore[return-value]
 
 
 def check_file(path: Path) -> int:
     """Check every line (and custom_id uniqueness) without enqueueing; returns the count."""
     seen: dict[str, int] = {}
     count = 0
-    for number, custom_id, _params, _betas in read_requests(path):
+    for number, custom_id, *_ in read_requests(path):
         if custom_id in seen:
             raise BadLine(
                 path, number, f"custom_id {custom_id!r} already on line {seen[custom_id]}"
@@ -115,8 +138,8 @@ def _enqueue_file(path: Path, dry_run: bool, shown: str | None = None) -> None:
         from batchline.ledger import estimate as estimate_cost
 
         # Each line was checked with its own betas above; here only sizes count.
-        betas = sorted({b for *_, line_betas in read_requests(path) for b in line_betas})
-        guess = estimate_cost((p for _n, _c, p, _b in read_requests(path)), betas=betas)
+        betas = sorted({b for line in read_requests(path) for b in line[3]})
+        guess = estimate_cost((line[2] for line in read_requests(path)), betas=betas)
         click.echo(f"{path}: {total} requests, all valid; nothing enqueued (--dry-run)")
         click.echo(
             # Bounds, not averages: the worst case is what a spend cap reserves.
@@ -133,8 +156,16 @@ def _enqueue_file(path: Path, dry_run: bool, shown: str | None = None) -> None:
     with Producer(settings) as producer, Progress(transient=True) as progress:
         task = progress.add_task("enqueueing", total=total)
         batch: list[Item] = []
-        for _number, custom_id, params, betas in read_requests(path):
-            batch.append(Item(params, key=custom_id, tags={"custom_id": custom_id}, betas=betas))
+        for _number, custom_id, params, betas, deadline in read_requests(path):
+            batch.append(
+                Item(
+                    params,
+                    key=custom_id,
+                    tags={"custom_id": custom_id},
+                    betas=betas,
+                    deadline=deadline,
+                )
+            )
             if len(batch) >= CHUNK:
                 known += _enqueue_chunk(producer, batch)
                 progress.advance(task, len(batch))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from batchline.adapters.sql import controls as controls_sql
 from batchline.cli.output import counts, echo_json, out, row_dict
 from batchline.cli.shared import friendly_errors, load_settings
 from batchline.database import session_scope
+from batchline.deadline_report import at_risk_before, deadline_figures, describe_deadlines
 from batchline.domain.pauses import describe as describe_pause
 from batchline.domain.pauses import how_it_ends, pause_kind
 from batchline.losses import lost_count
@@ -35,6 +37,7 @@ def render_status(settings: Settings) -> Group:
         spent = ledger.spend(session)
         capped = ledger.spend_cap_reached(session, settings.daily_spend_cap_usd, datetime.now(UTC))
         paused = controls_sql.submission_paused(session)
+        deadlines = deadline_figures(session, at_risk_before(settings))
         room = capacity.capacity_use(session, settings.max_in_flight_requests)
         bad = queries.bad_results(session)
         flying = queries.in_flight_batches(session)
@@ -79,6 +82,7 @@ def render_status(settings: Settings) -> Group:
         ),
     )
     summary.add_row("duplicate results", str(tokens.duplicates))
+    summary.add_row("deadlines", describe_deadlines(deadlines, spent.fallback_usd))
     buried = dead_letters(settings)
     summary.add_row(
         "bad data",
@@ -134,7 +138,9 @@ def status_document(settings: Settings) -> dict[str, object]:
             },
             "spend_usd": spent.batch_usd,
             "saving_usd": spent.saving_usd,
+            "fallback_usd": spent.fallback_usd,
             "duplicate_results": tokens.duplicates,
+            "deadlines": asdict(deadline_figures(session, at_risk_before(settings))),
             "paused": _pause_document(controls_sql.submission_paused(session)),
             "capacity": _capacity_document(
                 capacity.capacity_use(session, settings.max_in_flight_requests)

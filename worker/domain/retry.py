@@ -196,3 +196,30 @@ _RULES: dict[Failure, Rule] = {
     Failure.DATABASE_UNAVAILABLE: _just(Action.NEXT_SWEEP),
     Failure.REDIS_UNAVAILABLE: _just(Action.NEXT_SWEEP),
 }
+
+
+# Statuses of a synchronous Messages call that another try may cure (529: overloaded).
+SYNC_RETRIABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+# Waits between synchronous tries without a retry-after: short, as a deadline is near.
+SYNC_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0)
+
+
+def sync_retry_delay(
+    status: int | None, retry_after: float | None, tries: int, seconds_to_deadline: float
+) -> float | None:
+    """Seconds to wait before the synchronous fallback tries again, or None to give
+    up (the request is left for its batch to finish).
+
+    `status` is the HTTP status (None: no answer, e.g. a timeout or a dropped
+    connection); `tries` counts the tries made so far, this one included. A
+    429's retry-after is honoured; a retry that could not start before the
+    deadline is not made, since by then the batch result is as good.
+    """
+    if status is not None and status not in SYNC_RETRIABLE_STATUSES:
+        return None
+    if tries > len(SYNC_BACKOFF_SECONDS):
+        return None
+    wait = SYNC_BACKOFF_SECONDS[tries - 1]
+    if retry_after is not None and retry_after >= 0:
+        wait = retry_after
+    return wait if wait < seconds_to_deadline else None

@@ -164,6 +164,11 @@ def check_entry_meta(meta: object) -> dict[str, Any]:
         isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 100
     ):
         raise InvalidRequest("max_attempts must be an integer from 1 to 100")
+    if meta.get("deadline") is not None:
+        # Imported here: batchline.domain.deadlines imports this module.
+        from batchline.domain.deadlines import check_deadline_epoch
+
+        check_deadline_epoch(meta["deadline"])
     return meta
 
 

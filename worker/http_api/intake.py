@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -17,9 +18,9 @@ from batchline.http_api.errors import ApiError, from_enqueue, invalid
 from batchline.producer import Item, Producer
 
 # Fields beside `params` in an envelope or a JSONL line; anything else is refused.
-OPTION_FIELDS = ("key", "tags", "on_result", "max_attempts", "betas", "priority")
-# Issue 15's deadlines are not built yet: refused, never dropped.
-UNSUPPORTED_FIELDS = ("deadline",)
+OPTION_FIELDS = ("key", "tags", "on_result", "max_attempts", "betas", "priority", "deadline")
+# Options not built yet: refused, never dropped (none at present).
+UNSUPPORTED_FIELDS: tuple[str, ...] = ()
 CHUNK = 500
 
 
@@ -62,6 +63,8 @@ def header_options(request: Request) -> dict[str, Any]:
             raise invalid("the Batchline-Tags header must be a JSON object") from None
     if (on_result := request.headers.get("batchline-on-result")) is not None:
         options["on_result"] = on_result
+    if (deadline := request.headers.get("batchline-deadline")) is not None:
+        options["deadline"] = deadline
     if (priority := request.headers.get("batchline-priority")) is not None:
         try:
             options["priority"] = int(priority)
@@ -71,7 +74,7 @@ def header_options(request: Request) -> dict[str, Any]:
 
 
 def unsupported(name: str) -> ApiError:
-    return invalid(f"{name} is not supported yet (deadlines are planned); not enqueued")
+    return invalid(f"{name} is not supported yet; not enqueued")
 
 
 def split_envelope(doc: object, where: str) -> tuple[object, dict[str, Any]]:
@@ -85,6 +88,24 @@ def split_envelope(doc: object, where: str) -> tuple[object, dict[str, Any]]:
     if extra:
         raise invalid(f"{where}unknown field(s) beside params: {', '.join(extra)}")
     return doc["params"], {k: doc[k] for k in OPTION_FIELDS if k in doc}
+
+
+def http_deadline(options: dict[str, Any]) -> dict[str, Any]:
+    """`deadline` as HTTP gives it: seconds from now (a number, or digits in the
+    Batchline-Deadline header) or an ISO 8601 time with its offset."""
+    value = options.get("deadline")
+    if not isinstance(value, str):
+        return options
+    try:
+        parsed: object = float(value)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise invalid(
+                "deadline must be seconds from now or an ISO 8601 time with its offset"
+            ) from None
+    return dict(options, deadline=parsed)
 
 
 def scoped(principal: Principal, options: dict[str, Any]) -> Item | dict[str, Any]:
@@ -108,7 +129,7 @@ async def enqueue_one(
     producer: Producer, principal: Principal, doc: object, headers: dict[str, Any]
 ) -> Accepted:
     params, options = split_envelope(doc, "")
-    options = dict(scoped(principal, {**headers, **options}))  # type: ignore[arg-type]
+    options = http_deadline(dict(scoped(principal, {**headers, **options})))  # type: ignore[arg-type]
     try:
         handle = await to_thread.run_sync(lambda: producer.enqueue(params, **options))  # type: ignore[arg-type]
     except Exception as exc:
@@ -171,7 +192,7 @@ class Bulk:
             raise invalid(f"{where}custom_id {custom_id!r} appears twice")
         self.seen.add(custom_id)
         params, options = split_envelope(doc, where)
-        options = dict(scoped(self.principal, {**options, "key": custom_id}))  # type: ignore[arg-type]
+        options = http_deadline(dict(scoped(self.principal, {**options, "key": custom_id})))  # type: ignore[arg-type]
         self.pending.append((number, custom_id, Item(params, **options)))  # type: ignore[arg-type]
 
     async def flush(self) -> None:

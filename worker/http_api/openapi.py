@@ -103,6 +103,12 @@ def document() -> dict[str, Any]:
                             "items": {"type": "string"},
                             "description": "anthropic-beta names: allows beta parameters",
                         },
+                        "deadline": {
+                            "type": ["number", "string"],
+                            "description": "seconds from now, or an ISO 8601 time with its "
+                            "offset (or the Batchline-Deadline header): past it minus the "
+                            "sync latency, the request is answered synchronously",
+                        },
                     },
                 },
                 "RequestState": {

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from batchline.adapters.batch_api import BatchApi
 from batchline.adapters.intake import IntakeStream
+from batchline.adapters.messages_api import SyncMessages
 from batchline.settings import Settings
 
 
@@ -32,3 +33,5 @@ class Pipeline:
     intake: IntakeStream
     notifier: Notifier
     clock: Callable[[], datetime] = field(default=utcnow)
+    # The synchronous Messages API, for the deadline fallback (None: not configured).
+    messages: SyncMessages | None = None

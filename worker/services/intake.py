@@ -24,6 +24,7 @@ from batchline.adapters.intake_entries import (
     split_bundle,
 )
 from batchline.adapters.sql import intake as intake_sql
+from batchline.domain.deadlines import DeadlineDefaults, deadline_at
 from batchline.domain.prefix import prefix_hash
 from batchline.domain.scheduling import check_priority, share_key
 from batchline.domain.states import RequestState
@@ -33,6 +34,7 @@ from batchline.services.isolate import one_line, store_isolating
 
 log = logging.getLogger("batchline.intake")
 UNREADABLE = (ValueError, KeyError, TypeError, OverflowError)
+NO_DEFAULTS = DeadlineDefaults()
 
 
 def run_intake(pipeline: Pipeline, consumer: str, max_rounds: int = 100) -> int:
@@ -140,11 +142,17 @@ def _settle_key_reuse(session: Session, rows: list[dict[str, Any]], now: datetim
 
 def _row(pipeline: Pipeline, entry: IntakeEntry, now: datetime) -> dict[str, Any]:
     settings = pipeline.settings
-    return request_row(entry, settings.max_attempts, now, settings.share_tag)
+    return request_row(
+        entry, settings.max_attempts, now, settings.share_tag, settings.deadline_defaults()
+    )
 
 
 def request_row(
-    entry: IntakeEntry, default_max_attempts: int, now: datetime, share_tag: str = ""
+    entry: IntakeEntry,
+    default_max_attempts: int,
+    now: datetime,
+    share_tag: str = "",
+    deadlines: DeadlineDefaults = NO_DEFAULTS,
 ) -> dict[str, Any]:
     """The queued `requests` row of an entry (durable enqueue writes it directly)."""
     meta = entry.meta
@@ -173,6 +181,7 @@ def request_row(
         "share_key": share_key(meta.get("tags"), share_tag),
         "cache_ttl_1h": False,
         "enqueued_at": enqueued,
+        "deadline_at": deadline_at(meta.get("deadline"), meta.get("tags"), enqueued, deadlines),
         "created_at": now,
         "updated_at": now,
     }
