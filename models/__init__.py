@@ -4,9 +4,23 @@
 - `Batch`: one batch intent and, once created, its remote Message Batch.
 - `Result`: one result line of one remote batch (the attempt history).
 - `Control`: service-wide switches (submission paused and why).
+- `RequestStateCount`, `ResultTotal`, `Snapshot`: running totals kept by triggers,
+  and snapshots of them over time (see `models.summaries`).
 """
 
 from batchline.models.base import Base, metadata
+from batchline.models.summaries import RequestStateCount, ResultTotal, Snapshot
 from batchline.models.tables import Batch, CachePrimer, Control, Request, Result
 
-__all__ = ["Base", "Batch", "CachePrimer", "Control", "Request", "Result", "metadata"]
+__all__ = [
+    "Base",
+    "Batch",
+    "CachePrimer",
+    "Control",
+    "Request",
+    "RequestStateCount",
+    "Result",
+    "ResultTotal",
+    "Snapshot",
+    "metadata",
+]

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from batchline.adapters import spending
+from batchline.adapters import spending, summaries
 from batchline.domain.cost import MILLION, Estimate, PriceTable
 from batchline.domain.validation import encode_params
 from batchline.models import Request, Result
@@ -54,9 +54,12 @@ def spend(
     session: Session, since: datetime | None = None, table: PriceTable | None = None
 ) -> Spend:
     prices = table or load_prices()
-    stmt = select(*_spend_columns())
-    if since is not None:
-        stmt = stmt.where(Result.created_at >= since)
+    if since is None:
+        # All time: from the running totals, not a scan of every result.
+        every = summaries.result_totals(session)
+        unknown = summaries.unpriced_succeeded(session)
+        return Spend(every.cost_usd, every.cost_usd / prices.batch_discount, every.results, unknown)
+    stmt = select(*_spend_columns()).where(Result.created_at >= since)
     return _spend(session.execute(stmt).one(), prices)
 
 
@@ -67,10 +70,12 @@ def spend_by_batch(session: Session, table: PriceTable | None = None) -> dict[in
 
 
 def spend_by_day(session: Session, table: PriceTable | None = None) -> dict[str, Spend]:
+    """Per UTC day, from the running totals."""
     prices = table or load_prices()
-    day = func.date(Result.created_at)
-    rows = session.execute(select(day, *_spend_columns()).group_by(day).order_by(day))
-    return {str(r[0]): _spend(r[1:], prices) for r in rows}
+    return {
+        str(day): Spend(t.cost_usd, t.cost_usd / prices.batch_discount, t.results, unknown)
+        for day, (t, unknown) in summaries.by_day(session).items()
+    }
 
 
 def spend_by_tag(
@@ -133,7 +138,7 @@ def cap_use(
     session: Session, cap_usd: float, now: datetime, table: PriceTable | None = None
 ) -> CapUse:
     prices = table or load_prices()
-    priced, unpriced = spending.spent_since(session, _midnight(now))
+    priced, unpriced = summaries.spent_since_day(session, _midnight(now).date())
     # Never $0: a result the table cannot price counts as if billed at its dearest model.
     in_rate, out_rate = prices.highest_rates
     weighted = (

@@ -2,7 +2,8 @@
 
 SQL is the system of record, so the figures are the same whichever process
 serves them, and nothing needs the prefork pool's multiprocess mode. Stage
-durations come from the timestamps each batch carries. Task-level figures
+durations come from the timestamps each batch carries; the SQL is in
+`adapters.queries` and `adapters.metrics_queries`, counts from running totals. Task-level figures
 (runtimes, failures by task name) are Flower's own `/metrics`.
 """
 
@@ -15,22 +16,13 @@ from typing import Any
 import click
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
-from sqlalchemy import Float, cast, func, select
 
-from batchline.adapters import queries
+from batchline.adapters import metrics_queries, queries
 from batchline.cli import database_problem, friendly_errors, load_settings
 from batchline.database import READ_ONLY, make_engine, make_session_factory
-from batchline.models import Batch, Result
 from batchline.settings import Settings
 
 log = logging.getLogger("batchline.metrics")
-
-STAGES = {
-    # name: (start column, end column)
-    "submit": (Batch.submit_started_at, Batch.submitted_at),
-    "remote": (Batch.remote_created_at, Batch.remote_ended_at),
-    "ingest": (Batch.remote_ended_at, Batch.ingested_at),
-}
 
 
 class BatchlineCollector(Collector):
@@ -109,16 +101,16 @@ class BatchlineCollector(Collector):
                 queries.bad_results(session),
             )
             yield from _tokens(queries.token_totals(session))
-            yield _stage_seconds(session)
-            errors = session.scalar(select(func.count()).where(Batch.error.is_not(None))) or 0
+            yield _stage_seconds(metrics_queries.stage_seconds(session))
             yield CounterMetricFamily(
                 "batchline_batch_errors",
                 "Batches whose last submit or poll recorded an error",
-                value=errors,
+                value=metrics_queries.batches_with_errors(session),
             )
-            cost = session.scalar(select(func.coalesce(func.sum(Result.cost_usd), 0)))
             yield CounterMetricFamily(
-                "batchline_cost_usd", "Spend at batch prices, USD", value=float(cost or 0)
+                "batchline_cost_usd",
+                "Spend at batch prices, USD",
+                value=float(metrics_queries.total_cost(session)),
             )
 
 
@@ -138,30 +130,15 @@ def _tokens(totals: queries.TokenTotals) -> Iterator[CounterMetricFamily]:
     yield family
 
 
-def _stage_seconds(session: Any) -> GaugeMetricFamily:
+def _stage_seconds(seconds: dict[str, float]) -> GaugeMetricFamily:
     family = GaugeMetricFamily(
         "batchline_stage_seconds_avg",
         "Mean seconds per batch spent in each stage",
         labels=["stage"],
     )
-    for stage, (start, end) in STAGES.items():
-        seconds = _seconds_between(session, start, end)
-        if seconds is not None:
-            family.add_metric([stage], seconds)
+    for stage, value in seconds.items():
+        family.add_metric([stage], value)
     return family
-
-
-def _seconds_between(session: Any, start: Any, end: Any) -> float | None:
-    dialect = session.get_bind().dialect.name
-    diff: Any
-    if dialect == "postgresql":
-        diff = func.extract("epoch", end - start)
-    else:
-        diff = (func.julianday(end) - func.julianday(start)) * 86400.0
-    value = session.scalar(
-        select(func.avg(cast(diff, Float))).where(start.is_not(None), end.is_not(None))
-    )
-    return None if value is None else float(value)
 
 
 def registry_for(settings: Settings) -> CollectorRegistry:

@@ -30,8 +30,8 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from batchline import control
-from batchline.adapters import maintenance, store
-from batchline.dashboard import charts, data
+from batchline.adapters import maintenance, queries, store
+from batchline.dashboard import charts, data, series
 from batchline.database import READ_ONLY, make_engine, make_session_factory, session_scope
 from batchline.settings import Settings
 
@@ -117,9 +117,12 @@ class Dashboard:
 
     def overview(self, request: Request) -> Response:
         with self.session() as session:
-            view = data.overview(session, self.settings, datetime.now(UTC))
-            finish = data.histogram(data.finish_times(session))
-        return self.render(request, "overview.html", o=view, finish=finish)
+            now = datetime.now(UTC)
+            view = data.overview(session, self.settings, now)
+            recent = [b.id for b in queries.list_batches(session, None, series.BATCHES)]
+            found = series.series(session, now, request.query_params.get("tag"), recent)
+        finish = data.histogram(found.finish_seconds)
+        return self.render(request, "overview.html", o=view, s=found, finish=finish)
 
     def batches(self, request: Request) -> Response:
         state = request.query_params.get("state") or None

@@ -14,11 +14,11 @@ from typing import Any
 
 import orjson
 import redis
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from batchline import ledger
-from batchline.adapters import queries, store
+from batchline.adapters import queries, store, summaries
 from batchline.adapters.intake import RedisIntakeStream
 from batchline.handles import to_sdk_result
 from batchline.keys import RedisKeys
@@ -136,27 +136,7 @@ def batch_page(session: Session, batch_id: int) -> BatchPage | None:
     batch = store.get_batch(session, batch_id)
     if batch is None:
         return None
-    errors = {
-        str(kind or "-"): int(n)
-        for kind, n in session.execute(
-            select(Result.error_type, func.count())
-            .where(Result.batch_id == batch_id, Result.result_type != "succeeded")
-            .group_by(Result.error_type)
-        )
-    }
-    cost = session.scalar(
-        select(func.coalesce(func.sum(Result.cost_usd), 0)).where(Result.batch_id == batch_id)
-    )
-    in_it = or_(
-        Request.batch_id == batch_id,
-        Request.id.in_(select(Result.request_id).where(Result.batch_id == batch_id)),
-    )
-    rows = session.execute(
-        select(Request.id, Request.state, Request.attempts)
-        .where(in_it)
-        .order_by(Request.id)
-        .limit(PAGE)
-    )
+    totals = summaries.totals_by_batch(session, [batch_id]).get(batch_id, summaries.Totals())
     stages = [
         ("planned", batch.created_at),
         ("create sent", batch.submit_started_at),
@@ -169,11 +149,13 @@ def batch_page(session: Session, batch_id: int) -> BatchPage | None:
     return BatchPage(
         batch,
         queries.batch_request_states(session, batch_id),
-        queries.batch_cache_stats(session, batch_id),
-        errors,
-        Decimal(str(cost)),
+        queries.CacheStats(
+            totals.cache_write_tokens, totals.cache_read_tokens, totals.input_tokens
+        ),
+        summaries.errors_of_batch(session, batch_id),
+        totals.cost_usd,
         stages,
-        [(r[0], r[1], int(r[2])) for r in rows],
+        queries.batch_requests(session, batch_id, PAGE),
     )
 
 
@@ -218,17 +200,6 @@ def request_page(session: Session, request_id: str) -> RequestPage | None:
         sdk = to_sdk_result(view.state, view.last_error, found)
         result = orjson.dumps(sdk.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode()
     return RequestPage(view, pretty, queries.request_history(session, request_id), result)
-
-
-def finish_times(session: Session, limit: int = 10_000) -> list[float]:
-    """Seconds from enqueue to final for the latest finished requests (a sample)."""
-    rows = session.execute(
-        select(Request.enqueued_at, Request.finished_at)
-        .where(Request.finished_at.is_not(None))
-        .order_by(Request.finished_at.desc())
-        .limit(limit)
-    )
-    return [max(0.0, (f - e).total_seconds()) for e, f in rows if f is not None]
 
 
 def histogram(values: list[float], buckets: int = 12) -> list[tuple[str, float]]:
