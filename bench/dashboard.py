@@ -138,10 +138,12 @@ def run(url: str, redis_url: str, count: int, emit: Emit, targets: bool) -> None
 def measure(settings: Settings, count: int, emit: Emit, targets: bool) -> None:
     """Each page, then status, the Prometheus scrape and a request lookup."""
     target = at_most(300) if targets else None
+    # One registry, as `batchline metrics` keeps for its life (it remembers the head check).
+    registry = registry_for(settings)
     others: dict[str, Callable[[], object]] = {
         "status (batchline status)": lambda: render_status(settings),
         "status --json": lambda: status_document(settings),
-        "Prometheus scrape": lambda: generate_latest(registry_for(settings)),
+        "Prometheus scrape": lambda: generate_latest(registry),
         "request lookup (by key)": lambda: _lookup(settings, f"key-{count // 3}"),
     }
     for name, call in others.items():

@@ -56,8 +56,11 @@ def spend(
     prices = table or load_prices()
     if since is None:
         # All time: from the running totals, not a scan of every result.
-        every = summaries.result_totals(session)
-        unknown = summaries.unpriced_succeeded(session)
+        kinds = summaries.by_kind(session)
+        every = summaries.add(list(kinds.values()))
+        unknown = sum(
+            t.results for k, t in kinds.items() if not k.priced and k.result_type == "succeeded"
+        )
         return Spend(every.cost_usd, every.cost_usd / prices.batch_discount, every.results, unknown)
     stmt = select(*_spend_columns()).where(Result.created_at >= since)
     return _spend(session.execute(stmt).one(), prices)

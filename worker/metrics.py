@@ -10,12 +10,14 @@ durations come from the timestamps each batch carries; the SQL is in
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import click
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
+from sqlalchemy.exc import SQLAlchemyError
 
 from batchline.adapters import metrics_queries, queries
 from batchline.cli import database_problem, friendly_errors, load_settings
@@ -25,9 +27,16 @@ from batchline.settings import Settings
 log = logging.getLogger("batchline.metrics")
 
 
+# Once the database answered at the migrations' head, a scrape within this
+# long trusts that (reading the migrations costs more than the scrape's queries);
+# a query that fails sends the next scrape back to checking.
+HEAD_CHECK_SECONDS = 30.0
+
+
 class BatchlineCollector(Collector):
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._at_head_until = 0.0
 
     def describe(self) -> list[Any]:
         # Declared empty so registering does not run a scrape's queries.
@@ -36,7 +45,17 @@ class BatchlineCollector(Collector):
     def collect(self) -> Iterator[Any]:
         # A scrape that cannot read the database answers 200 with
         # batchline_database_ready 0 and the fix in its help text, not HTTP 500.
-        problem = database_problem(self._settings)
+        problem = None
+        if time.monotonic() >= self._at_head_until:
+            problem = database_problem(self._settings)
+        families: list[Any] = []
+        if problem is None:
+            try:
+                families = self._read()
+                self._at_head_until = time.monotonic() + HEAD_CHECK_SECONDS
+            except SQLAlchemyError:
+                self._at_head_until = 0.0
+                problem = database_problem(self._settings) or "the database failed a query"
         if problem is not None:
             log.warning("%s", problem)
         yield GaugeMetricFamily(
@@ -45,13 +64,14 @@ class BatchlineCollector(Collector):
             + ("" if problem is None else f"; 0 now: {problem}"),
             value=0 if problem else 1,
         )
-        if problem is not None:
-            return
+        yield from families
+
+    def _read(self) -> list[Any]:
         # An engine per scrape: scrapes are seconds apart, and nothing is left open.
         engine = make_engine(self._settings.database_url)
         try:
             reader = engine.execution_options(**{READ_ONLY: True})
-            yield from self._collect(make_session_factory(reader))
+            return list(self._collect(make_session_factory(reader)))
         finally:
             engine.dispose()
 
@@ -153,8 +173,6 @@ def registry_for(settings: Settings) -> CollectorRegistry:
 @friendly_errors
 def metrics(port: int, host: str) -> None:
     """Serve Prometheus metrics on http://HOST:PORT/metrics until Ctrl-C."""
-    import time
-
     from prometheus_client import start_http_server
 
     settings = load_settings()

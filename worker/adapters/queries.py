@@ -127,8 +127,9 @@ class TokenTotals:
 
 
 def token_totals(session: Session) -> TokenTotals:
-    every = summaries.result_totals(session)
-    duplicates = summaries.result_totals(session, ResultTotal.duplicate.is_(True)).results
+    kinds = summaries.by_kind(session)
+    every = summaries.add(list(kinds.values()))
+    duplicates = sum(t.results for k, t in kinds.items() if k.duplicate)
     return TokenTotals(
         every.results,
         every.input_tokens,
@@ -140,10 +141,11 @@ def token_totals(session: Session) -> TokenTotals:
 
 
 def results_by_type(session: Session) -> dict[str, int]:
-    found = summaries.results_grouped(
-        session, ResultTotal.result_type, ResultTotal.duplicate.is_(False)
-    )
-    return {str(kind): t.results for kind, t in found.items()}
+    counts: dict[str, int] = {}
+    for kind, t in summaries.by_kind(session).items():
+        if not kind.duplicate:
+            counts[kind.result_type] = counts.get(kind.result_type, 0) + t.results
+    return counts
 
 
 # Results batchline could not take as the API sent them (error_type beside them).
@@ -153,13 +155,13 @@ BAD_RESULT_KINDS = ("malformed_result", "result_too_large", "result_refused")
 def bad_results(session: Session) -> dict[str, int]:
     """Results of bad data by kind: malformed, too large, refused by the database,
     and `unknown_request` (a batchline custom_id naming no request in SQL)."""
-    found = summaries.results_grouped(
-        session, ResultTotal.error_type, ResultTotal.error_type.in_(BAD_RESULT_KINDS)
-    )
-    counts = {str(kind): t.results for kind, t in found.items()}
-    counts["unknown_request"] = summaries.result_totals(
-        session, ResultTotal.orphan.is_(True)
-    ).results
+    counts: dict[str, int] = {}
+    unknown = 0
+    for kind, t in summaries.by_kind(session).items():
+        if kind.error_type in BAD_RESULT_KINDS:
+            counts[kind.error_type] = counts.get(kind.error_type, 0) + t.results
+        unknown += t.results if kind.orphan else 0
+    counts["unknown_request"] = unknown
     return counts
 
 

@@ -94,6 +94,40 @@ def results_grouped(session: Session, key: Any, *where: Any) -> dict[Any, Totals
     return {row[0]: _totals(row[1:]) for row in rows if row[1]}
 
 
+@dataclass(frozen=True)
+class Kind:
+    result_type: str
+    error_type: str | None
+    duplicate: bool
+    orphan: bool
+    priced: bool
+
+
+def by_kind(session: Session) -> dict[Kind, Totals]:
+    """Every result's totals by kind (a few rows): one read serves several figures."""
+    key = (
+        ResultTotal.result_type,
+        ResultTotal.error_type,
+        ResultTotal.duplicate,
+        ResultTotal.orphan,
+        ResultTotal.priced,
+    )
+    rows = session.execute(select(*key, *_sums()).group_by(*key))
+    return {Kind(*row[:5]): _totals(row[5:]) for row in rows if row[5]}
+
+
+def add(totals: list[Totals]) -> Totals:
+    return Totals(
+        results=sum(t.results for t in totals),
+        input_tokens=sum(t.input_tokens for t in totals),
+        output_tokens=sum(t.output_tokens for t in totals),
+        cache_write_5m_tokens=sum(t.cache_write_5m_tokens for t in totals),
+        cache_write_1h_tokens=sum(t.cache_write_1h_tokens for t in totals),
+        cache_read_tokens=sum(t.cache_read_tokens for t in totals),
+        cost_usd=sum((t.cost_usd for t in totals), Decimal(0)),
+    )
+
+
 def totals_by_batch(session: Session, batch_ids: list[int]) -> dict[int, Totals]:
     found = results_grouped(session, ResultTotal.batch_id, ResultTotal.batch_id.in_(batch_ids))
     return {int(k): v for k, v in found.items()}
@@ -108,13 +142,6 @@ def errors_of_batch(session: Session, batch_id: int) -> dict[str, int]:
         ResultTotal.result_type != "succeeded",
     )
     return {str(kind or "-"): t.results for kind, t in found.items()}
-
-
-def unpriced_succeeded(session: Session, *where: Any) -> int:
-    """Succeeded results whose model had no price (their cost is unknown, not $0)."""
-    return result_totals(
-        session, ResultTotal.priced.is_(False), ResultTotal.result_type == "succeeded", *where
-    ).results
 
 
 def spent_since_day(session: Session, day: date) -> tuple[Decimal, Usage]:
