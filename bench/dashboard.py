@@ -165,6 +165,7 @@ def measure(settings: Settings, count: int, emit: Emit, targets: bool) -> None:
         "batch": f"/batches/{batch}",
         "request lookup (key)": f"/requests?q=key-{count // 2}",
         "request lookup (tag)": "/requests?q=team%3Dteam-7",
+        "request lookup (tag no request has)": "/requests?q=team%3Dnobody",
         "request": f"/requests/r{count // 2}",
         "request lookup (custom_id)": f"/requests?q=r{count // 4}-1",
     }

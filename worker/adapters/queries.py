@@ -11,6 +11,7 @@ from sqlalchemy import Engine, any_, exists, func, select
 from sqlalchemy.orm import Session
 
 from batchline.adapters import summaries
+from batchline.domain.custom_ids import decode_custom_id
 from batchline.domain.results import result_object
 from batchline.domain.states import TERMINAL_BATCH_STATES, BatchState, RequestState
 from batchline.models import Batch, Request, Result, ResultTotal
@@ -28,6 +29,11 @@ class RequestView:
     tags: dict[str, Any] | None
     created_at: datetime
     finished_at: datetime | None
+
+
+def request_params(session: Session, request_id: str) -> str | None:
+    """The request body exactly as enqueued (JSON text)."""
+    return session.scalar(select(Request.params).where(Request.id == request_id))
 
 
 def request_view(session: Session, request_id: str) -> RequestView | None:
@@ -73,7 +79,19 @@ def find_request_id(session: Session, given: str) -> str | None:
     by_key = request_id_for_key(session, given)
     if by_key is not None:
         return by_key
-    return session.scalar(select(Result.request_id).where(Result.custom_id == given).limit(1))
+    found = request_ids_for_custom_id(session, given, 1)
+    return found[0] if found else None
+
+
+def request_ids_for_custom_id(session: Session, custom_id: str, limit: int) -> list[str]:
+    """Requests whose results came back under `custom_id`. A batchline-shaped one
+    names its request, so the lookup goes by the request's index; any other
+    (a stray batch's) has to look through the results."""
+    ref = decode_custom_id(custom_id, None)
+    stmt = select(Result.request_id).where(Result.custom_id == custom_id)
+    if ref is not None:
+        stmt = stmt.where(Result.request_id == ref.request_id)
+    return [r for r in session.scalars(stmt.limit(limit)) if r is not None]
 
 
 def find_batch_id(session: Session, given: str) -> int | None:
@@ -342,3 +360,17 @@ def latest_settled(session: Session, limit: int) -> list[Settled]:
         for r in results
         if r[0] in requests
     ]
+
+
+def newest_request_ids_by_tag(session: Session, name: str, value: str, limit: int) -> list[str]:
+    """Requests whose string tag `name` equals `value`, newest first: ids begin with
+    their enqueue time, so the primary key walks back from the newest and stops at
+    `limit` (a common tag is found at once; a rare one still reads far back)."""
+    return list(
+        session.scalars(
+            select(Request.id)
+            .where(Request.tags[name].as_string() == value)
+            .order_by(Request.id.desc())
+            .limit(limit)
+        )
+    )

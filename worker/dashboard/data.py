@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 import redis
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from batchline import ledger
@@ -174,17 +173,15 @@ def find_requests(session: Session, query: str) -> list[str]:
         return []
     if "=" in query:
         name, _, value = query.partition("=")
-        return queries.request_ids_by_tag(session, name.strip(), value.strip(), PAGE)
+        return queries.newest_request_ids_by_tag(session, name.strip(), value.strip(), PAGE)
     found: list[str] = []
     if session.get(Request, query) is not None:
         found.append(query)
     by_key = queries.request_id_for_key(session, query)
     if by_key is not None and by_key not in found:
         found.append(by_key)
-    by_custom = session.scalars(
-        select(Result.request_id).where(Result.custom_id == query).limit(PAGE)
-    )
-    found.extend(r for r in by_custom if r is not None and r not in found)
+    by_custom = queries.request_ids_for_custom_id(session, query, PAGE)
+    found.extend(r for r in by_custom if r not in found)
     return found
 
 
@@ -192,7 +189,7 @@ def request_page(session: Session, request_id: str) -> RequestPage | None:
     view = queries.request_view(session, request_id)
     if view is None:
         return None
-    params = session.scalar(select(Request.params).where(Request.id == request_id)) or "{}"
+    params = queries.request_params(session, request_id) or "{}"
     pretty = orjson.dumps(orjson.loads(params), option=orjson.OPT_INDENT_2).decode()
     result = None
     if view.state in ("succeeded", "failed", "canceled", "expired"):
