@@ -81,6 +81,7 @@ class LockedScheduler(Scheduler):  # type: ignore[misc]
         self._sessions: sessionmaker[Session] | None = None
         self._watched_at = 0.0
         self._snapped_at = 0.0
+        self._snapshot_every = config.dashboard_snapshot_seconds
         self._lost = 0
         self._stream_prefix = config.stream_key_prefix
         self._token = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -144,7 +145,7 @@ class LockedScheduler(Scheduler):  # type: ignore[misc]
         if time.monotonic() - self._watched_at >= WATCH_SECONDS:
             self._watched_at = time.monotonic()
             self._watch_redis()
-        if time.monotonic() - self._snapped_at >= snapshots.EVERY_SECONDS:
+        if time.monotonic() - self._snapped_at >= self._snapshot_every:
             self._snapped_at = time.monotonic()
             self._snapshot()
         return float(super().tick(*args, **kwargs))

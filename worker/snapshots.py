@@ -1,8 +1,9 @@
 """Snapshots of the queue for the dashboard's charts over time, taken by beat.
 
-Each one reads the running totals (a few rows) and XLEN, so taking one every
-minute costs nothing that grows with the database. The same step folds the
-totals' difference rows, and drops snapshots older than a week.
+Each one reads the running totals (a few rows) and the intake's depth, so
+taking one a minute (BATCHLINE_DASHBOARD_SNAPSHOT_SECONDS) costs nothing that
+grows with the database. The same step folds the totals' difference rows and
+drops snapshots older than a week.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from batchline.adapters import summaries
 
-EVERY_SECONDS = 60.0
 KEPT = timedelta(days=7)
 
 
