@@ -103,13 +103,18 @@ class Dashboard:
     def render(self, request: Request, page: str, status: int = 200, **context: Any) -> Response:
         """The whole page, or with ?fragment=1 only its live part (what the script swaps in)."""
         template = self.templates.get_template(page)
+        # Pages without a live part (confirmation, not found) are not refreshed.
+        live = "live" in template.blocks
         context.update(
+            live=live,
             request=request,
             refresh=self.settings.dashboard_refresh_seconds,
             now=datetime.now(UTC),
             flash=request.query_params.get("done"),
         )
         if request.query_params.get("fragment") == "1":
+            if not live:
+                return PlainTextResponse("this page has no live part", 404)
             block = template.blocks["live"]
             html = "".join(block(template.new_context(context)))
             return HTMLResponse(html, status_code=status)
