@@ -205,7 +205,9 @@ def test_dashboard__in_a_real_browser(
         assert browser.find_elements(By.CSS_SELECTOR, "figure.chart svg rect")
         # Beat's snapshots (one a second here) reach the charts over time by live update.
         _wait(browser, "throughput drawn from beat's snapshots", _throughput_drawn, 60)
+        browser.set_window_size(1280, 2000)  # the whole overview, charts included
         _screenshot_not_blank(browser, shots / "overview.png")
+        browser.set_window_size(1280, 1000)
 
         with sessions() as session:
             batch_ids = list(session.scalars(select(Batch.id).order_by(Batch.id)))
