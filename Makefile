@@ -25,6 +25,7 @@ lint:
 
 typecheck:
 	$(BIN)/mypy
+	$(BIN)/mypy --strict migrations/versions/*.py
 
 bench:
 	$(BIN)/python -m bench

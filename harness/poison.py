@@ -7,30 +7,25 @@
 - `nul_in_reply`, `unknown_request`: rewrites of a results body for
   `HostileApi.spoil_results` (U+0000 in one reply's text; one line naming a
   request that does not exist).
-- `HostileResults`: a loopback relay in front of the emulator whose results
-  downloads stream for real (not buffered) and can be spoiled as they go: one
-  line made endless (`endless_line_bytes`), or the whole body trickled
-  (`trickle`). It counts downloads and the most that ran at once per batch.
+- `HostileResults`: `harness.hostile_api.HostileApi`, whose results downloads
+  can be spoiled as they go (`StreamFault`: one line made endless, or the whole
+  body trickled). It counts downloads and the most that ran at once per batch.
 """
 
 from __future__ import annotations
 
-import http.client
 import os
-import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 import redis
 
 from batchline.domain.custom_ids import new_request_id
 from batchline.keys import RedisKeys
+from harness.hostile_api import HostileApi
+from harness.hostile_api import StreamFault as StreamFault  # re-exported for the tests
 
 PARAMS = {"model": "claude-test", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -113,171 +108,10 @@ def unknown_request(body: bytes) -> bytes:
     return body.rstrip(b"\n") + b"\n" + orjson.dumps(first) + b"\n"
 
 
-# --- a results relay that streams, and can make one line endless or trickle ---
+# --- the results relay: one relay for every spoiled answer (harness/hostile_api.py) ---
 
-
-@dataclass
-class StreamFault:
-    # The first line (by custom_id) grows to this many bytes before its end.
-    endless_line_bytes: int = 0
-    # Each piece of the body is this many bytes, sent after this pause.
-    trickle_bytes: int = 0
-    trickle_pause: float = 0.0
-
-
-class HostileResults:
-    def __init__(self, upstream: str) -> None:
-        self.upstream = urlsplit(upstream)
-        self.fault = StreamFault()
-        self.lock = threading.Lock()
-        self.downloads = 0
-        self.active: dict[str, int] = defaultdict(int)
-        self.max_active: dict[str, int] = defaultdict(int)
-        self.total_active = 0
-        self.max_total = 0  # the most downloads at once, over all batches
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.relay = self
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> HostileResults:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.fault = StreamFault()
-        self._server.shutdown()
-        self._server.server_close()
-
-    def most_at_once(self) -> int:
-        """The most downloads of one batch that ran at once."""
-        with self.lock:
-            return max(self.max_active.values(), default=0)
-
-    def _enter(self, path: str) -> None:
-        with self.lock:
-            self.downloads += 1
-            self.active[path] += 1
-            self.max_active[path] = max(self.max_active[path], self.active[path])
-            self.total_active += 1
-            self.max_total = max(self.max_total, self.total_active)
-
-    def _leave(self, path: str) -> None:
-        with self.lock:
-            self.active[path] -= 1
-            self.total_active -= 1
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    relay: HostileResults
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self._relay("GET")
-
-    def do_POST(self) -> None:
-        self._relay("POST")
-
-    def do_DELETE(self) -> None:
-        self._relay("DELETE")
-
-    def _relay(self, method: str) -> None:
-        relay = self.server.relay
-        path = self.path.split("?", 1)[0]
-        status, headers, body = self._forward(method)
-        if not (path.endswith("/results") and status == 200):
-            self._send_whole(status, headers, body)
-            return
-        relay._enter(path)
-        try:
-            self._stream(body, relay.fault)
-        except OSError:
-            pass  # the worker hung up (deadline, shutdown): nothing more to send
-        finally:
-            relay._leave(path)
-
-    def _stream(self, body: bytes, fault: StreamFault) -> None:
-        self.send_response(200)
-        self.send_header("content-type", "application/binary")
-        self.send_header("connection", "close")
-        self.end_headers()
-        self.close_connection = True
-        if fault.endless_line_bytes:
-            self._endless_first_line(body, fault.endless_line_bytes)
-            return
-        step = fault.trickle_bytes or len(body) or 1
-        for start in range(0, len(body), step):
-            if fault.trickle_bytes:
-                time.sleep(fault.trickle_pause)
-            self.wfile.write(body[start : start + step])
-            self.wfile.flush()
-
-    def _endless_first_line(self, body: bytes, size: int) -> None:
-        lines = sorted(
-            (line for line in body.split(b"\n") if line.strip()),
-            key=lambda line: orjson.loads(line)["custom_id"],
-        )
-        custom_id = orjson.loads(lines[0])["custom_id"]
-        head = b'{"custom_id":"%s","result":{"type":"succeeded","message":{"content":' % (
-            custom_id.encode()
-        )
-        self.wfile.write(head + b'[{"type":"text","text":"')
-        piece = b"a" * (1 << 16)
-        for _ in range(size // len(piece)):
-            self.wfile.write(piece)
-        self.wfile.write(b'"}]}}}\n' + b"\n".join(lines[1:]) + b"\n")
-        self.wfile.flush()
-
-    def _forward(self, method: str) -> tuple[int, dict[str, str], bytes]:
-        relay = self.server.relay
-        payload = self._body()
-        conn = http.client.HTTPConnection(
-            relay.upstream.hostname or "127.0.0.1", relay.upstream.port, timeout=60
-        )
-        try:
-            skip = {"host", "content-length", "connection", "accept-encoding", "transfer-encoding"}
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
-            conn.request(method, self.path, body=payload, headers=headers)
-            answer = conn.getresponse()
-            # results_url is absolute: point it back through this relay.
-            body = answer.read().replace(
-                relay.upstream.netloc.encode(), urlsplit(relay.base_url).netloc.encode()
-            )
-            keep = {"content-type", "request-id"}
-            return answer.status, {k: v for k, v in answer.getheaders() if k.lower() in keep}, body
-        finally:
-            conn.close()
-
-    def _body(self) -> bytes | None:
-        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
-            parts = []
-            while size := int(self.rfile.readline().split(b";")[0].strip(), 16):
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-            while self.rfile.readline().strip():
-                pass
-            return b"".join(parts)
-        length = int(self.headers.get("content-length") or 0)
-        return self.rfile.read(length) if length else None
-
-    def _send_whole(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+# Kept under this name for the tests that stream results through it.
+HostileResults = HostileApi
 
 
 def peak_memory_kib(pid: int) -> int:

@@ -2,6 +2,9 @@
 
     .venv/bin/python -m harness.run_chaos --requests 20000 --minutes 10
 
+The faults, the accounting and the recovery bound are the CI test's
+(tests/fault/test_chaos.py, harness/chaos*.py), at this scale.
+
 Needs PostgreSQL at BATCHLINE_TEST_PG_URL (default postgres@127.0.0.1:5432,
 a throwaway database is made and dropped) and `redis-server` on PATH (a
 private one is started). Prints the accounting; exits 1 on any loss.
@@ -30,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the fault phase")
     parser.add_argument("--settle-minutes", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--kills", type=int, default=30)
-    parser.add_argument("--max-batch-requests", type=int, default=2_000)
+    parser.add_argument("--max-batch-requests", type=int, default=200)
+    parser.add_argument("--lost-creates", type=int, default=20)
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--keep-logs", type=Path, help="write process logs here")
     args = parser.parse_args(argv)
@@ -40,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         fault_seconds=args.minutes * 60,
         settle_seconds=args.settle_minutes * 60,
         workers=args.workers,
+        concurrency=args.concurrency,
         kills=args.kills,
         max_batch_requests=args.max_batch_requests,
+        lost_creates=args.lost_creates,
         seed=args.seed,
     )
     with tempfile.TemporaryDirectory(prefix="batchline-chaos-") as scratch:
@@ -50,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         with scratch_database(PG_ADMIN_URL) as db_url:
             figures = ChaosRun(plan, work_dir, db_url, say=lambda s: print(s, flush=True)).run()
     print("\n".join(figures.lines()))
-    return 0 if figures.ok and figures.accepted == args.requests else 1
+    return 0 if figures.ok and figures.accepted >= args.requests else 1
 
 
 if __name__ == "__main__":

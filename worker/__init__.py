@@ -13,26 +13,61 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+# `X as X`: an explicit re-export, so type checkers see the public names.
 if TYPE_CHECKING:
-    from batchline.celery_app import app  # noqa: F401
-    from batchline.client import Anthropic, AsyncAnthropic  # noqa: F401
-    from batchline.control import cancel_batch, cancel_request  # noqa: F401
-    from batchline.domain.validation import InvalidRequest  # noqa: F401
-    from batchline.errors import (  # noqa: F401
-        BrokerTimeout,
-        BrokerUnavailable,
-        QueueFull,
-        RequestLost,
+    from batchline.celery_app import (
+        app as app,
     )
-    from batchline.handles import RequestHandle  # noqa: F401
-    from batchline.ledger import estimate  # noqa: F401
-    from batchline.producer import (  # noqa: F401
-        Item,
-        Producer,
-        aenqueue,
-        default_producer,
-        enqueue,
-        enqueue_many,
+    from batchline.client import (
+        Anthropic as Anthropic,
+    )
+    from batchline.client import (
+        AsyncAnthropic as AsyncAnthropic,
+    )
+    from batchline.control import (
+        cancel_batch as cancel_batch,
+    )
+    from batchline.control import (
+        cancel_request as cancel_request,
+    )
+    from batchline.domain.validation import (
+        InvalidRequest as InvalidRequest,
+    )
+    from batchline.errors import (
+        BrokerTimeout as BrokerTimeout,
+    )
+    from batchline.errors import (
+        BrokerUnavailable as BrokerUnavailable,
+    )
+    from batchline.errors import (
+        QueueFull as QueueFull,
+    )
+    from batchline.errors import (
+        RequestLost as RequestLost,
+    )
+    from batchline.handles import (
+        RequestHandle as RequestHandle,
+    )
+    from batchline.ledger import (
+        estimate as estimate,
+    )
+    from batchline.producer import (
+        Item as Item,
+    )
+    from batchline.producer import (
+        Producer as Producer,
+    )
+    from batchline.producer import (
+        aenqueue as aenqueue,
+    )
+    from batchline.producer import (
+        default_producer as default_producer,
+    )
+    from batchline.producer import (
+        enqueue as enqueue,
+    )
+    from batchline.producer import (
+        enqueue_many as enqueue_many,
     )
 
 _EXPORTS = {

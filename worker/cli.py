@@ -348,7 +348,7 @@ class _PauseWatch:
         self._next = time.monotonic() + self.EVERY
         from sqlalchemy.exc import SQLAlchemyError
 
-        from batchline.adapters.store import submission_paused
+        from batchline.adapters.sql.controls import submission_paused
         from batchline.database import session_scope
         from batchline.domain.pauses import describe
 

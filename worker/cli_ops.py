@@ -16,9 +16,11 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from batchline import ledger
-from batchline.adapters import maintenance, queries, store
+from batchline.adapters import maintenance, queries
 from batchline.adapters.intake import RedisIntakeStream
 from batchline.adapters.redis_health import make_client
+from batchline.adapters.sql import controls as controls_sql
+from batchline.adapters.sql import rows as rows_sql
 from batchline.cli import friendly_errors, load_settings
 from batchline.database import session_scope
 from batchline.domain.pauses import describe as describe_pause
@@ -97,7 +99,7 @@ def render_status(settings: Settings) -> Group:
         tokens = queries.token_totals(session)
         spent = ledger.spend(session)
         capped = ledger.spend_cap_reached(session, settings.daily_spend_cap_usd, datetime.now(UTC))
-        paused = store.submission_paused(session)
+        paused = controls_sql.submission_paused(session)
         bad = queries.bad_results(session)
         flying = queries.in_flight_batches(session)
         expiring = queries.results_expiring(
@@ -208,7 +210,7 @@ def status_document(settings: Settings) -> dict[str, object]:
             "spend_usd": spent.batch_usd,
             "saving_usd": spent.saving_usd,
             "duplicate_results": tokens.duplicates,
-            "paused": _pause_document(store.submission_paused(session)),
+            "paused": _pause_document(controls_sql.submission_paused(session)),
             "in_flight": [
                 row_dict(b, "id remote_id state request_count")
                 for b in queries.in_flight_batches(session)
@@ -317,7 +319,7 @@ def batches_show(batch: str, as_json: bool) -> None:
     and its requests' states."""
     with session_scope(load_settings()) as session:
         batch_id = batch_number(session, batch)
-        row = store.get_batch(session, batch_id)
+        row = rows_sql.get_batch(session, batch_id)
         states = queries.batch_request_states(session, batch_id)
         cache = queries.batch_cache_stats(session, batch_id)
         if as_json:

@@ -11,9 +11,10 @@ import httpx2
 import redis
 from sqlalchemy.exc import SQLAlchemyError
 
-from batchline.adapters import queries, store
+from batchline.adapters import queries
 from batchline.adapters.anthropic_api import DEFAULT_BASE_URL
 from batchline.adapters.redis_health import redis_problems
+from batchline.adapters.sql import controls as controls_sql
 from batchline.cli import friendly_errors, load_settings, redact
 from batchline.database import current_and_head, make_engine, make_session_factory, session_scope
 from batchline.domain.pauses import how_it_ends
@@ -100,7 +101,7 @@ def check_database(settings: Settings) -> list[Finding]:
                 )
             ]
         with make_session_factory(engine)() as session:
-            paused = store.submission_paused(session)
+            paused = controls_sql.submission_paused(session)
             capped = spend_cap_reached(session, settings.daily_spend_cap_usd, datetime.now(UTC))
             margin = timedelta(hours=settings.results_expiry_margin_hours)
             expiring = queries.results_expiring(session, datetime.now(UTC), margin)
@@ -230,5 +231,5 @@ def doctor() -> None:
 def resume() -> None:
     """Resume submission after it was paused (billing, authentication, spend limit)."""
     with session_scope(load_settings(), write=True) as session:
-        was = store.resume_submission(session)
+        was = controls_sql.resume_submission(session)
     click.echo("submission resumed" if was else "submission was not paused")

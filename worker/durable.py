@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from batchline.adapters import store
 from batchline.adapters.intake import IntakeEntry
+from batchline.adapters.sql import intake as intake_sql
 from batchline.errors import BrokerUnavailable
 from batchline.services.intake import request_row
 
@@ -47,11 +47,11 @@ class DurableIntake:
         self, entries: Sequence[tuple[IntakeEntry, str | None]], rows: list[dict[str, Any]]
     ) -> dict[str, str]:
         with self._sessions.begin() as session:
-            inserted = store.insert_requests(session, rows)
+            inserted = intake_sql.insert_requests(session, rows)
             held = {entry.request_id: entry.request_id for entry, _key in entries}
             if inserted < len(rows):
-                present = store.existing_request_ids(session, list(held))
+                present = intake_sql.existing_request_ids(session, list(held))
                 for entry, key in entries:
                     if entry.request_id not in present:
-                        held[entry.request_id] = store.request_id_for_key(session, key) or ""
+                        held[entry.request_id] = intake_sql.request_id_for_key(session, key) or ""
         return held

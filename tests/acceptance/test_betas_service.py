@@ -86,7 +86,7 @@ def test_betas__beta_request_and_plain_request_complete_in_two_batches(
     assert stored == {plain.id: None, beta.id: ",".join(BETAS)}
     # Two batches of one request each: every custom_id carries its request id.
     records = emulator.admin().records(custom_ids=True)
-    assert sorted(r.id for r in records.batches) == sorted(batches)
+    assert sorted(r.id for r in records.batches) == sorted(str(b) for b in batches)
     members = sorted(r.custom_ids or () for r in records.batches)
     assert len(members) == 2 and all(len(m) == 1 for m in members)
     assert {plain.id in m[0] for m in members} == {True, False}

@@ -58,7 +58,7 @@ def test_cookbook__both_examples_end_to_end_through_worker_and_beat(
 
     for custom_id, result in results.items():
         assert result.type == "succeeded", custom_id
-        assert result.message.content, custom_id  # type: ignore[union-attr]
+        assert result.message.content, custom_id
     assert "image/png" in str(results["image-analysis"].message.content)  # type: ignore[union-attr]
     engine = make_engine(pg_db)
     with engine.connect() as conn:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,5 +49,8 @@ def test_run__stops_worker_redis_and_emulator_on_a_signal(tmp_path: Path, sig: i
             proc.kill()
     assert "stopped" in log.read_text() and "Traceback" not in log.read_text()
     for line in children:
-        pid = int(line.split()[0])
-        wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists(), 10, f"child {line} to exit")
+        wait_for(_exited(int(line.split()[0])), 10, f"child {line} to exit")
+
+
+def _exited(pid: int) -> Callable[[], bool]:
+    return lambda: not Path(f"/proc/{pid}").exists()

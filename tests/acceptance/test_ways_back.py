@@ -79,7 +79,8 @@ def test_ways_back__result_wait_and_exactly_one_callback_each(
     ids = {blocking.id, awaited.id, *(h.id for h in others)}
 
     def received() -> list[str]:
-        return [x.decode() for x in redis_client.lrange(RECEIVED, 0, -1)]
+        items: list[bytes] = redis_client.lrange(RECEIVED, 0, -1)  # type: ignore[assignment]
+        return [x.decode() for x in items]
 
     wait_for(lambda: set(received()) == ids, 30, "every callback")
     # Ingest everything again, as a redelivered task would; wait for the sweep to do it.

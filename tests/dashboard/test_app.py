@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from batchline.adapters import store
+from batchline.adapters.sql import controls as controls_sql
 from batchline.cli import cli
 from batchline.dashboard import charts
 from batchline.dashboard.app import create_app, parse_users
@@ -99,7 +99,7 @@ def test_overview__pause_and_its_reason(client: TestClient, seeded: Any) -> None
     from batchline.database import session_scope
 
     with session_scope(settings, write=True) as session:
-        store.pause_submission(session, "billing: credit balance too low", datetime.now(UTC))
+        controls_sql.pause_submission(session, "billing: credit balance too low", datetime.now(UTC))
     assert "PAUSED: billing: credit balance too low" in client.get("/", auth=AUTH).text
 
 
@@ -176,12 +176,12 @@ def test_actions__retry_and_resume(client: TestClient, seeded: Any) -> None:
     from batchline.database import session_scope
 
     with session_scope(settings, write=True) as session:
-        store.pause_submission(session, "billing", datetime.now(UTC))
+        controls_sql.pause_submission(session, "billing", datetime.now(UTC))
     token = _csrf(client, "/actions/resume/submission")
     done = client.post("/actions/resume/submission", data={"csrf": token}, auth=AUTH)
     assert done.headers["location"] == "/?done=resumed"
     with session_scope(settings) as session:
-        assert store.submission_paused(session) is None
+        assert controls_sql.submission_paused(session) is None
     retry = client.post(f"/actions/retry-batch/{ids['batch']}", data={"csrf": token}, auth=AUTH)
     assert "0%20requests%20queued%20again" in retry.headers["location"]
     cancel = client.post(f"/actions/cancel-batch/{ids['batch']}", data={"csrf": token}, auth=AUTH)

@@ -18,7 +18,7 @@ import httpx2 as httpx
 import pytest
 from sqlalchemy import select
 
-from batchline.adapters import store
+from batchline.adapters.sql import controls as controls_sql
 from batchline.database import make_engine, make_session_factory
 from batchline.emulator import EmulatorServer
 from batchline.models import Batch, Request
@@ -238,7 +238,7 @@ def test_dashboard__in_a_real_browser(
 
         # Action: resume a pause, through the confirmation page.
         with sessions.begin() as session:
-            store.pause_submission(session, "billing: out of credit", _now())
+            controls_sql.pause_submission(session, "billing: out of credit", _now())
         browser.get(f"{base}/")
         assert "PAUSED: billing: out of credit" in _text(browser, "submission")
         browser.find_element(By.LINK_TEXT, "resume…").click()
@@ -249,13 +249,13 @@ def test_dashboard__in_a_real_browser(
         browser.find_element(By.ID, "confirm-button").click()
         _wait(browser, "the refusal", lambda d: "CSRF" in d.page_source)
         with sessions() as session:
-            assert store.submission_paused(session) == "billing: out of credit"
+            assert controls_sql.submission_paused(session) == "billing: out of credit"
         browser.get(f"{base}/actions/resume/submission")
         browser.find_element(By.ID, "confirm-button").click()
         _wait(browser, "the outcome", lambda d: d.find_elements(By.ID, "flash"))
         assert _text(browser, "flash") == "resumed"
         with sessions() as session:
-            assert store.submission_paused(session) is None
+            assert controls_sql.submission_paused(session) is None
 
         # Action: cancel a batch caught in flight.
         with Producer(settings) as producer:
@@ -289,9 +289,13 @@ def _now() -> Any:
 
 def _batch_of(sessions: Any, request_id: str) -> int | None:
     with sessions() as session:
-        return session.scalar(select(Request.batch_id).where(Request.id == request_id))
+        batch_id: int | None = session.scalar(
+            select(Request.batch_id).where(Request.id == request_id)
+        )
+        return batch_id
 
 
 def _state(sessions: Any, request_id: str) -> str | None:
     with sessions() as session:
-        return session.scalar(select(Request.state).where(Request.id == request_id))
+        state: str | None = session.scalar(select(Request.state).where(Request.id == request_id))
+        return state

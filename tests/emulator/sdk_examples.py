@@ -24,6 +24,10 @@ _LISTS = ("Iterable", "Sequence", "list", "SequenceNotStr")
 _SCALARS: dict[Any, object] = {str: "example", int: 1, float: 0.5, bool: False}
 
 
+def _origin(hint: Any) -> Any:
+    return te.get_origin(hint)
+
+
 def params_type(beta: bool) -> Any:
     return (beta_create_params if beta else create_params).MessageCreateParamsNonStreaming
 
@@ -51,7 +55,7 @@ def example(tp: Any) -> Any:
         return {
             name: example(hint)
             for name, hint in hints.items()
-            if te.get_origin(hint) is te.Required or name in tp.__required_keys__
+            if _origin(hint) is te.Required or name in tp.__required_keys__
         }
     if args and getattr(origin, "__name__", "") in _LISTS:
         return [example(args[0])]

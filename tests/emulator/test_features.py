@@ -54,7 +54,7 @@ def _messages(
 def test_features__each_feature_shapes_the_reply(
     emulator: EmulatorServer, emulator_client: anthropic.Anthropic
 ) -> None:
-    requests = {
+    requests: dict[str, dict[str, Any]] = {
         "json": {"output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}},
         "thinking": {"thinking": {"type": "enabled", "budget_tokens": 1024}, "max_tokens": 2048},
         "omitted": {
@@ -84,7 +84,10 @@ def test_features__each_feature_shapes_the_reply(
     assert messages["thinking"].usage.output_tokens <= 2048
     omitted = messages["omitted"].content[0]
     assert omitted.type == "thinking" and omitted.thinking == "" and omitted.signature
-    (citation,) = messages["cited"].content[0].citations  # type: ignore[union-attr]
+    cited = messages["cited"].content[0]
+    assert cited.type == "text"
+    assert cited.citations is not None and len(cited.citations) == 1
+    citation = cited.citations[0]
     assert citation.type == "char_location" and citation.cited_text == "The grass is green."
     assert citation.document_index == 0 and citation.document_title == "Facts"
     search = messages["search"]

@@ -106,7 +106,7 @@ def test_messages__a_stream_is_the_apis_event_order_and_the_same_reply(
         "text",
         "tool_use",
     ]
-    assert plain.content[3].citations  # type: ignore[union-attr]
+    assert plain.content[3].citations
     assert [_plain(b.to_dict()) for b in streamed.content] == [b.to_dict() for b in plain.content]
     assert streamed.usage == plain.usage and streamed.stop_reason == plain.stop_reason
 

@@ -19,7 +19,7 @@ def _problem(value: object, tp: object = PARAMS) -> str | None:
     return None if problem is None else format_problem(problem)
 
 
-class _NewerParams(PARAMS, total=False):  # type: ignore[misc,valid-type]
+class _NewerParams(PARAMS, total=False):
     """What a newer SDK adding a param looks like: no emulator edit needed."""
 
     verbosity: Required[Literal["low", "high"]]

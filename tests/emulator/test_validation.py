@@ -114,7 +114,7 @@ def test_validation__beta_params_need_a_named_beta(
     assert results["mcp"].error.error.message.startswith("mcp_servers: needs its beta named")
 
 
-RULES = [
+RULES: list[tuple[str, dict[str, Any], str]] = [
     (
         "thinking budget below 1024",
         {"thinking": {"type": "enabled", "budget_tokens": 512}},

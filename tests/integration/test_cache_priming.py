@@ -31,7 +31,7 @@ def test_prefix__same_prefix_same_hash_whatever_the_ttl_or_question() -> None:
     assert prefix_hash({**ask("a"), "model": "other"}) != prefix_hash(ask("a"))
     plain = {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}]}
     assert prefix_hash(plain) is None
-    assert with_hour_breakpoints(ask("a"))["system"][0]["cache_control"]["ttl"] == "1h"  # type: ignore[index]
+    assert with_hour_breakpoints(ask("a"))["system"][0]["cache_control"]["ttl"] == "1h"
 
 
 def test_priming__group_runs_in_one_batch_after_its_primer_and_reads_the_cache(

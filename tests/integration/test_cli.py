@@ -24,6 +24,7 @@ from batchline.emulator import EmulatorServer
 from batchline.keys import RedisKeys
 from batchline.metrics import registry_for
 from batchline.services.context import Pipeline
+from batchline.settings import Settings
 from harness.emulated import ShiftedClock, poll_and_ingest, run_once
 
 pytestmark = pytest.mark.integration
@@ -214,7 +215,7 @@ def _only_batch_id(pipeline: Pipeline) -> str:
         return str(session.scalars(select(Batch.id)).one())
 
 
-def _max_attempts_one(pipeline: Pipeline) -> object:
+def _max_attempts_one(pipeline: Pipeline) -> Settings:
 
     return pipeline.settings.replace(max_attempts=1)
 
@@ -272,8 +273,8 @@ def test_cli__doctor_passes_then_catches_eviction_policy(
         assert "[FAIL] Redis maxmemory-policy is 'allkeys-lru'" in sick
         assert "noeviction" in sick
     finally:
-        redis_client.config_set("maxmemory-policy", saved)
-        redis_client.config_set("appendonly", saved_aof)
+        redis_client.config_set("maxmemory-policy", str(saved))
+        redis_client.config_set("appendonly", str(saved_aof))
 
 
 def test_cli__doctor_catches_a_database_without_migrations(

@@ -165,16 +165,16 @@ def test_bulk_insert__inserts_only_what_is_missing(db_url: str) -> None:
 def test_insert_requests__a_row_stored_meanwhile_falls_back_to_skipping(
     pg_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from batchline.adapters import store
+    from batchline.adapters.sql import intake as intake_sql
 
     engine = make_engine(pg_db)
     sessions = make_session_factory(engine)
     with sessions.begin() as session:
-        assert store.insert_requests(session, [_request_row(1)]) == 1
+        assert intake_sql.insert_requests(session, [_request_row(1)]) == 1
     # As if a concurrent intake stored row 1 between the check and the COPY.
-    monkeypatch.setattr(store, "_all_new", lambda session, rows: True)
+    monkeypatch.setattr(intake_sql, "_all_new", lambda session, rows: True)
     with sessions.begin() as session:
-        assert store.insert_requests(session, [_request_row(n) for n in (1, 2, 3)]) == 2
+        assert intake_sql.insert_requests(session, [_request_row(n) for n in (1, 2, 3)]) == 2
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Request)) == 3
     engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -100,7 +101,7 @@ def test_spend_cap__reserves_each_batch_worst_case_before_create(on_emulator: Em
     cap = pipeline.settings.daily_spend_cap_usd
     with pipeline.sessions() as session:
         use = ledger.cap_use(session, cap, datetime.now(UTC))
-        assert (use.spent, use.reserved) == (0, worst)
+        assert (use.spent, use.reserved) == (Decimal(0), worst)
         assert "1 batch(es) wait for room" in (
             ledger.spend_cap_reached(session, cap, datetime.now(UTC)) or ""
         )
@@ -224,14 +225,14 @@ def test_estimate__worst_case_bounds_spend_for_every_token_kind(on_emulator: Emu
 
 
 def test_estimate__dry_run_prints_worst_case_and_enqueues_nothing(
-    tmp_path: object, sqlite_db: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sqlite_db: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import orjson
 
     from batchline.cli import cli
 
-    path = tmp_path / "x.jsonl"  # type: ignore[operator]
-    lines = [
+    path = tmp_path / "x.jsonl"
+    lines: list[dict[str, Any]] = [
         {"custom_id": f"c{i}", "params": {**ask("x" * 396), "max_tokens": 1000}} for i in range(2)
     ]
     path.write_bytes(b"\n".join(orjson.dumps(x) for x in lines))

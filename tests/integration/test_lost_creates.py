@@ -13,9 +13,11 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from batchline.adapters import store
 from batchline.adapters.batch_api import CreateOutcomeUnknown
 from batchline.adapters.memory_api import MemoryBatchApi
+from batchline.adapters.sql import controls as controls_sql
+from batchline.adapters.sql import reconcile as reconcile_sql
+from batchline.adapters.sql import submit as submit_sql
 from batchline.domain.states import BatchState
 from batchline.models import Batch, Request, Result
 from batchline.producer import Producer
@@ -185,10 +187,10 @@ def test_deployment__named_once_in_the_database_unless_set(
     pipeline: Pipeline, clock: Clock
 ) -> None:
     with pipeline.sessions.begin() as session:
-        first = store.deployment_name(session, "", clock())
+        first = controls_sql.deployment_name(session, "", clock())
     with pipeline.sessions.begin() as session:
-        assert store.deployment_name(session, "", clock()) == first
-        assert store.deployment_name(session, "prod", clock()) == "prod"
+        assert controls_sql.deployment_name(session, "", clock()) == first
+        assert controls_sql.deployment_name(session, "prod", clock()) == "prod"
 
 
 def test_deployment__every_custom_id_sent_carries_the_name(
@@ -212,13 +214,13 @@ def test_lost_creates__a_batch_found_before_its_answer_takes_its_requests(
     run_intake(pipeline, "c")
     [intent] = assemble.assemble_batches(pipeline)
     with pipeline.sessions.begin() as session:
-        assert store.begin_submission(session, intent, clock())
-        deployment = store.deployment_name(session, "", clock())
+        assert submit_sql.begin_submission(session, intent, clock())
+        deployment = controls_sql.deployment_name(session, "", clock())
     with pipeline.engine.connect() as conn:
-        remote = memory_api.create(store.iter_batch_body(conn, intent, deployment))
+        remote = memory_api.create(submit_sql.iter_batch_body(conn, intent, deployment))
     # The reconciler tracks the batch, and reads it, while the create is still SUBMITTING...
     with pipeline.sessions.begin() as session:
-        store.insert_stray_batch(session, remote, clock())
+        reconcile_sql.insert_stray_batch(session, remote, clock())
     end_and_ingest(pipeline, memory_api)
     assert set(_requests(pipeline)) == {("succeeded", 1, 1)}
 

@@ -10,8 +10,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from batchline.adapters import store
 from batchline.adapters.anthropic_api import AnthropicBatchApi
+from batchline.adapters.sql import controls as controls_sql
 from batchline.cli import cli
 from batchline.emulator import EmulatorServer
 from batchline.producer import Producer
@@ -67,7 +67,7 @@ def test_pause__billing_waits_for_resume(
     pipeline, _, _ = on_emulator
     reason = "batch 7: billing_error: your credit balance is too low"
     with pipeline.sessions.begin() as session:
-        store.pause_submission(session, reason, datetime.now(UTC))
+        controls_sql.pause_submission(session, reason, datetime.now(UTC))
 
     assert clear_key_pause(pipeline) == reason  # the API cannot tell billing is fixed
     paused = _status(pipeline, monkeypatch)["paused"]

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from batchline.adapters import store
 from batchline.adapters.batch_api import CreateNotAccepted, CreateRefused
 from batchline.adapters.memory_api import MemoryBatchApi, succeed
+from batchline.adapters.sql import controls as controls_sql
+from batchline.adapters.sql import submit as submit_sql
 from batchline.domain.states import BatchState
 from batchline.models import Batch, Request, Result
 from batchline.producer import Producer
@@ -163,10 +164,10 @@ def test_submit__crash_after_create_before_record_is_adopted(
     [batch_id] = assemble.assemble_batches(pipeline)
     # The worker commits its intent, the create succeeds remotely, then it dies.
     with pipeline.sessions.begin() as session:
-        assert store.begin_submission(session, batch_id, clock())
-        deployment = store.deployment_name(session, "", clock())
+        assert submit_sql.begin_submission(session, batch_id, clock())
+        deployment = controls_sql.deployment_name(session, "", clock())
     with pipeline.engine.connect() as conn:
-        memory_api.create(store.iter_batch_body(conn, batch_id, deployment))
+        memory_api.create(submit_sql.iter_batch_body(conn, batch_id, deployment))
 
     clock.advance(pipeline.settings.create_timeout_seconds + 61)
     report = reconcile.reconcile(pipeline)
@@ -215,10 +216,10 @@ def test_reconcile__stray_duplicate_batch_is_tracked_and_counted(
     [first] = to_sql_and_submit(pipeline)
     # Someone (an SDK retry, an old client) sent the same body again.
     with pipeline.sessions.begin() as session:
-        deployment = store.deployment_name(session, "", clock())
+        deployment = controls_sql.deployment_name(session, "", clock())
     with pipeline.engine.connect() as conn, pytest.raises(CreateOutcomeUnknown):
         memory_api.lose_next_creates = 1
-        memory_api.create(store.iter_batch_body(conn, first, deployment))
+        memory_api.create(submit_sql.iter_batch_body(conn, first, deployment))
     clock.advance(pipeline.settings.create_timeout_seconds + 61)
     report = reconcile.reconcile(pipeline)
 
@@ -282,7 +283,7 @@ def test_retry__invalid_request_is_final_at_once(
     to_sql_and_submit(pipeline)
     end_and_ingest(pipeline, memory_api)
     result = handle.result(timeout=1)
-    assert result.type == "errored" and result.error.error.type == "invalid_request_error"  # type: ignore[union-attr]
+    assert result.type == "errored" and result.error.error.type == "invalid_request_error"
 
 
 def test_retry__attempts_run_out_into_failed(
@@ -308,9 +309,9 @@ def test_retry__billing_error_pauses_submission_without_using_attempts(
     assert handle.status() == "queued"
     assert to_sql_and_submit(pipeline) == []  # paused: nothing new is cut
     with pipeline.sessions.begin() as session:
-        assert "billing_error" in (store.submission_paused(session) or "")
+        assert "billing_error" in (controls_sql.submission_paused(session) or "")
         assert session.scalar(select(Request.charged_attempts)) == 0
-        store.resume_submission(session)
+        controls_sql.resume_submission(session)
     to_sql_and_submit(pipeline)
     end_and_ingest(pipeline, memory_api)
     assert handle.result(timeout=1).type == "succeeded"

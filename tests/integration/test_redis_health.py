@@ -17,7 +17,7 @@ def restore_config(redis_client: redis.Redis) -> Iterator[redis.Redis]:
     saved = {k: redis_client.config_get(k)[k] for k in ("maxmemory-policy", "appendonly")}
     yield redis_client
     for key, value in saved.items():
-        redis_client.config_set(key, value)
+        redis_client.config_set(key, str(value))
 
 
 def test_redis_health__flags_eviction_and_no_aof(restore_config: redis.Redis) -> None:

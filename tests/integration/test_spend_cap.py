@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from batchline import ledger
-from batchline.adapters import store
 from batchline.adapters.batch_api import CreateNotAccepted, CreateRefused
 from batchline.adapters.memory_api import MemoryBatchApi
+from batchline.adapters.sql import submit as submit_sql
 from batchline.models import Batch
 from batchline.producer import Producer
 from batchline.services import assemble, submit
@@ -62,12 +62,12 @@ def test_reserve__two_submitters_at_once_never_share_the_room(
         with pipeline.sessions.begin() as session:
             why = ledger.reserve(session, b, worst, cap, now)
             if why is None:
-                store.begin_submission(session, b, now)
+                submit_sql.begin_submission(session, b, now)
             outcome.append(why)
 
     with pipeline.sessions.begin() as session:
         assert ledger.reserve(session, a, worst, cap, now) is None
-        assert store.begin_submission(session, a, now)
+        assert submit_sql.begin_submission(session, a, now)
         thread = threading.Thread(target=second_submitter)
         thread.start()
         # The second submitter runs while the first reservation is not yet

@@ -181,7 +181,8 @@ def test_http__beta_parameter_needs_the_betas_field(api: Api, redis_url: str) ->
     assert error_of(api.call("POST", "/v1/requests", bad))[0] == 400
     client = redis.Redis.from_url(redis_url)
     try:
-        [(_, fields)] = client.xrange(RedisKeys("batchline").intake_stream)
+        entries: Any = client.xrange(RedisKeys("batchline").intake_stream)
+        [(_, fields)] = entries
     finally:
         client.close()
     assert json.loads(fields[b"m"])["betas"] == ["mcp-client-2025-04-04"]

@@ -183,7 +183,7 @@ def test_worst_case__bounds_every_bill_the_request_can_run_up(
     params: dict[str, object] = {"model": model, "max_tokens": max_tokens, "messages": []}
     if cached:
         params["system"] = [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral"}}]
-    weights = split if cached and sum(split) else [1, 0, 0, 0]
+    weights = split if cached and sum(split) > 0 else [1, 0, 0, 0]
     parts = [size * w // sum(weights) for w in weights]
     usage = Usage(parts[0], max_tokens * used // 100, parts[1], parts[2], parts[3])
     worst = table.worst_case(params, size)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from batchline.adapters.batch_api import RemoteBatch
-from batchline.adapters.store import UnknownIntent
+from batchline.adapters.sql.reconcile import UnknownIntent
 from batchline.domain.custom_ids import (
     CUSTOM_ID_PATTERN,
     check_deployment,

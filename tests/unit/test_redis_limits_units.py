@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import redis
 
@@ -63,7 +65,7 @@ def test_memory_reading__full_at_the_high_water_only_with_a_maxmemory() -> None:
 
 
 def test_advance__a_new_epoch_closes_the_old_one_with_its_last_count() -> None:
-    record: dict = {}
+    record: dict[str, Any] = {}
     _advance(record, {"epoch": "a", "since": "1000", "accepted": "5"}, now_ms=2000)
     _advance(record, {"epoch": "a", "since": "1000", "accepted": "9"}, now_ms=3000)
     assert record["current"]["accepted"] == 9 and "closed" not in record

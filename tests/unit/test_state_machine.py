@@ -22,10 +22,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sqlalchemy import func, select
 
-from batchline.adapters import store
 from batchline.adapters.batch_api import CreateOutcomeUnknown
 from batchline.adapters.memory_api import MemoryBatchApi, succeed
 from batchline.adapters.notify import NullNotifier
+from batchline.adapters.sql import controls as controls_sql
+from batchline.adapters.sql import intake as intake_sql
+from batchline.adapters.sql import submit as submit_sql
 from batchline.database import make_engine, make_session_factory
 from batchline.domain.custom_ids import new_request_id
 from batchline.domain.states import TERMINAL_REQUEST_STATES, BatchState, RequestState
@@ -102,7 +104,7 @@ class PipelineMachine(RuleBasedStateMachine):
             for _ in range(n)
         ]
         with self.pipeline.sessions.begin() as session:
-            store.insert_requests(session, rows)
+            intake_sql.insert_requests(session, rows)
 
     @rule()
     def assemble(self) -> None:
@@ -122,11 +124,11 @@ class PipelineMachine(RuleBasedStateMachine):
             submit.submit_batch(self.pipeline, batch_id)
             return
         with self.pipeline.sessions.begin() as session:
-            if not store.begin_submission(session, batch_id, self.now):
+            if not submit_sql.begin_submission(session, batch_id, self.now):
                 return
-            deployment = store.deployment_name(session, "", self.now)
+            deployment = controls_sql.deployment_name(session, "", self.now)
         with self.pipeline.engine.connect() as conn:
-            self.api.create(store.iter_batch_body(conn, batch_id, deployment))
+            self.api.create(submit_sql.iter_batch_body(conn, batch_id, deployment))
 
     @rule()
     def duplicate_create(self) -> None:
@@ -138,9 +140,9 @@ class PipelineMachine(RuleBasedStateMachine):
         if batch_id is None:
             return
         with self.pipeline.sessions.begin() as session:
-            deployment = store.deployment_name(session, "", self.now)
+            deployment = controls_sql.deployment_name(session, "", self.now)
         with self.pipeline.engine.connect() as conn:
-            body = list(store.iter_batch_body(conn, batch_id, deployment))
+            body = list(submit_sql.iter_batch_body(conn, batch_id, deployment))
         self.api.lose_next_creates = 1
         with contextlib.suppress(CreateOutcomeUnknown):
             self.api.create(body)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from batchline.adapters import store
+from batchline.adapters.sql import assemble as assemble_sql
 from batchline.domain.planning import ENVELOPE_BYTES_PER_REQUEST
 from batchline.domain.states import TERMINAL_BATCH_STATES, RequestState
 from batchline.models import Batch, CachePrimer, Request
@@ -53,7 +53,7 @@ def start_primer(session: Session, prefix_hash: str, now: datetime) -> int | Non
         .where(Request.prefix_hash == prefix_hash, Request.state == RequestState.QUEUED)
         .values(cache_ttl_1h=True)
     )
-    batch_id = store.create_batch_intent(
+    batch_id = assemble_sql.create_batch_intent(
         session, [oldest[0]], oldest[1] + ENVELOPE_BYTES_PER_REQUEST, now
     )
     primer = session.get(CachePrimer, prefix_hash)

@@ -30,7 +30,8 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from batchline import control
-from batchline.adapters import maintenance, queries, store
+from batchline.adapters import maintenance, queries
+from batchline.adapters.sql import controls as controls_sql
 from batchline.dashboard import charts, data, series
 from batchline.database import READ_ONLY, make_engine, make_session_factory, session_scope
 from batchline.settings import Settings
@@ -213,7 +214,7 @@ class Dashboard:
                 moved = maintenance.requeue_failed(session, int(target), datetime.now(UTC))
             return f"{moved} requests queued again"
         with session_scope(settings, write=True) as session:
-            return "resumed" if store.resume_submission(session) else "was not paused"
+            return "resumed" if controls_sql.resume_submission(session) else "was not paused"
 
     def refused(self, request: Request) -> Response:
         if not self.users:

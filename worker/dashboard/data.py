@@ -17,8 +17,10 @@ import redis
 from sqlalchemy.orm import Session
 
 from batchline import ledger
-from batchline.adapters import queries, store, summaries
+from batchline.adapters import queries, summaries
 from batchline.adapters.intake import RedisIntakeStream
+from batchline.adapters.sql import controls as controls_sql
+from batchline.adapters.sql import rows as rows_sql
 from batchline.handles import to_sdk_result
 from batchline.keys import RedisKeys
 from batchline.models import Batch, Request, Result
@@ -109,7 +111,7 @@ def overview(session: Session, settings: Settings, now: datetime) -> Overview:
         cap=cap.cap,
         saving_total=total.saving_usd,
         spent_total=total.batch_usd,
-        paused=store.submission_paused(session),
+        paused=controls_sql.submission_paused(session),
         waiting_for_cap=ledger.spend_cap_reached(session, settings.daily_spend_cap_usd, now),
         expiring=[(b.id, b.remote_id) for b in queries.results_expiring(session, now, margin)],
         cost_by_day=[(day, float(s.batch_usd)) for day, s in list(by_day.items())[-30:]],
@@ -132,7 +134,7 @@ class BatchPage:
 
 
 def batch_page(session: Session, batch_id: int) -> BatchPage | None:
-    batch = store.get_batch(session, batch_id)
+    batch = rows_sql.get_batch(session, batch_id)
     if batch is None:
         return None
     totals = summaries.totals_by_batch(session, [batch_id]).get(batch_id, summaries.Totals())

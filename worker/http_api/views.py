@@ -6,10 +6,10 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from batchline.adapters import queries
+from batchline.adapters.sql import rows as rows_sql
 from batchline.handles import to_sdk_result
 from batchline.http_api.auth import Principal
 from batchline.http_api.errors import ApiError
@@ -95,10 +95,8 @@ def batches(sessions: sessionmaker[Session], state: str | None, limit: int) -> l
 
 def batch(sessions: sessionmaker[Session], batch_id: str) -> dict[str, Any]:
     with sessions() as session:
-        if batch_id.isdigit():
-            row = session.get(Batch, int(batch_id))
-        else:
-            row = session.scalar(select(Batch).where(Batch.remote_id == batch_id))
+        found = queries.find_batch_id(session, batch_id)
+        row = None if found is None else rows_sql.get_batch(session, found)
         if row is None:
             raise ApiError(404, "not_found_error", "no such batch")
         return _batch(row)

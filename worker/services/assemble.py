@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from batchline import ledger
-from batchline.adapters import priming, store
+from batchline.adapters import priming
+from batchline.adapters.sql import assemble as assemble_sql
+from batchline.adapters.sql import controls as controls_sql
 from batchline.domain.planning import (
     ENVELOPE_BYTES_PER_REQUEST,
     Limits,
@@ -24,7 +26,7 @@ def assemble_batches(pipeline: Pipeline, max_batches: int = 10) -> list[int]:
     made, released = _prime(pipeline)
     for _ in range(max_batches):
         with pipeline.sessions.begin() as session:
-            if store.submission_paused(session) is not None:
+            if controls_sql.submission_paused(session) is not None:
                 break
             cap = settings.daily_spend_cap_usd
             if cap > 0 and ledger.cap_use(session, cap, pipeline.clock()).room <= 0:
@@ -32,7 +34,7 @@ def assemble_batches(pipeline: Pipeline, max_batches: int = 10) -> list[int]:
             # Under a cap, a request whose model has no price cannot be bounded: it
             # stays queued (batchline status says why) rather than be counted as $0.
             held = ledger.unpriced_models(session, queued_only=True) if cap > 0 else []
-            count, size, oldest = store.queued_summary(session, held)
+            count, size, oldest = assemble_sql.queued_summary(session, held)
             now = pipeline.clock()
             waited = (now - oldest).total_seconds() if oldest is not None else 0.0
             if released:
@@ -41,14 +43,16 @@ def assemble_batches(pipeline: Pipeline, max_batches: int = 10) -> list[int]:
             if not should_cut(count, size, waited, limits, settings.max_wait_seconds):
                 break
             # One batch, one anthropic-beta header: cut from the oldest request's group.
-            betas = store.oldest_queued_betas(session, held)
-            candidates = store.lock_queued_requests(session, limits.max_requests, held, betas)
+            betas = assemble_sql.oldest_queued_betas(session, held)
+            candidates = assemble_sql.lock_queued_requests(
+                session, limits.max_requests, held, betas
+            )
             sizes = dict(candidates)
             chosen = list(take_while_fits(candidates, limits))
             if not chosen:
                 break
             body = sum(sizes[i] + ENVELOPE_BYTES_PER_REQUEST for i in chosen)
-            batch_id = store.create_batch_intent(session, chosen, body, now)
+            batch_id = assemble_sql.create_batch_intent(session, chosen, body, now)
         log.info(
             "batch %d prepared with %d requests (%d bytes)",
             batch_id,
@@ -66,7 +70,7 @@ def _prime(pipeline: Pipeline) -> tuple[list[int], list[str]]:
     with pipeline.sessions.begin() as session:
         now = pipeline.clock()
         released = priming.settle_primers(session, now)
-        if settings.prime_min_group <= 0 or store.submission_paused(session) is not None:
+        if settings.prime_min_group <= 0 or controls_sql.submission_paused(session) is not None:
             return [], released
         made = []
         for group in priming.groups_to_prime(session, settings.prime_min_group, now):

@@ -26,9 +26,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from batchline.adapters import store
 from batchline.adapters.batch_api import ApiUnavailable, RemoteBatchGone
 from batchline.adapters.bulk import DATA_REFUSALS
+from batchline.adapters.sql import controls as controls_sql
+from batchline.adapters.sql import ingest as ingest_sql
+from batchline.adapters.sql import intake as intake_sql
+from batchline.adapters.sql import reconcile as reconcile_sql
+from batchline.adapters.sql import rows as rows_sql
 from batchline.domain.cost import PriceTable
 from batchline.domain.custom_ids import RequestRef, decode_custom_id
 from batchline.domain.jsonl import Overlong, iter_lines
@@ -172,9 +176,9 @@ class Owner:
 
 def _owner(pipeline: Pipeline, batch_id: int) -> Owner:
     with pipeline.sessions.begin() as session:
-        batch = store.get_batch(session, batch_id)
+        batch = rows_sql.get_batch(session, batch_id)
         assert batch is not None
-        name = store.deployment_name(session, pipeline.settings.deployment, pipeline.clock())
+        name = controls_sql.deployment_name(session, pipeline.settings.deployment, pipeline.clock())
         return Owner(name, planned=batch.origin == "planned")
 
 
@@ -207,12 +211,12 @@ def _store(
             parsed = _ours(session, parsed, tally)
         prices = load_prices()
         rows = [_result_row(batch_id, p, ref, now, prices) for p, ref in parsed]
-        new_ids = store.insert_results(session, batch_id, rows)
+        new_ids = ingest_sql.insert_results(session, batch_id, rows)
         fresh = [(p, ref) for p, ref in parsed if p.custom_id in new_ids]
         tally.new_results += len(fresh)
         if not owner.planned:
             # The evidence: these results name these requests, so this is their batch.
-            store.claim_from_unknown(session, batch_id, [ref for _, ref in fresh])
+            reconcile_sql.claim_from_unknown(session, batch_id, [ref for _, ref in fresh])
         settled = _settle(pipeline, session, batch_id, fresh, tally, now)
     report.add(tally)
     # After the commit: waiters are woken only for what is durable.
@@ -231,7 +235,7 @@ def _store_refused(
     request is unknown, else recorded as its request's failure with the reason."""
     parsed, ref = item
     with pipeline.sessions() as session:
-        known = bool(store.existing_request_ids(session, [ref.request_id]))
+        known = bool(intake_sql.existing_request_ids(session, [ref.request_id]))
     log.error(
         "batch %d: result %s refused by the database (%s)",
         batch_id,
@@ -246,7 +250,7 @@ def _store_refused(
         # Paid for, so kept and counted, but it settles nothing.
         with pipeline.sessions.begin() as session:
             row = _result_row(batch_id, parsed, ref, pipeline.clock(), load_prices())
-            store.insert_results(session, batch_id, [{**row, "request_id": None}])
+            ingest_sql.insert_results(session, batch_id, [{**row, "request_id": None}])
         report.unknown_requests += 1
     except DATA_REFUSALS as again:
         # Its request, if any, is left in the batch: _finish sends it round again.
@@ -281,7 +285,7 @@ def _parse(
 def _ours(session: Session, parsed: Sequence[Item], report: IngestReport) -> list[Item]:
     """Drop results naming requests this database does not have (counted as foreign):
     a found batch may carry another's custom_ids in our shape."""
-    known = store.existing_request_ids(session, [ref.request_id for _, ref in parsed])
+    known = intake_sql.existing_request_ids(session, [ref.request_id for _, ref in parsed])
     ours = [(p, ref) for p, ref in parsed if ref.request_id in known]
     report.foreign += len(parsed) - len(ours)
     return ours
@@ -338,7 +342,7 @@ def _settle(
     succeeded = [ref for p, ref in fresh if p.result_type == "succeeded"]
     # Most results succeed, and a success needs nothing of the request but its
     # membership: one guarded UPDATE settles them all, no rows read first.
-    moved = store.settle_attempts(session, batch_id, succeeded, RequestState.SUCCEEDED, now)
+    moved = ingest_sql.settle_attempts(session, batch_id, succeeded, RequestState.SUCCEEDED, now)
     report.settled[RequestState.SUCCEEDED.value] += len(moved)
     final = list(moved)
     stale = [
@@ -347,7 +351,7 @@ def _settle(
         if p.result_type == "succeeded" and ref.request_id not in moved
     ]
     others = [(p, ref) for p, ref in fresh if p.result_type != "succeeded"]
-    members = store.load_members(session, [ref.request_id for _, ref in others])
+    members = ingest_sql.load_members(session, [ref.request_id for _, ref in others])
     groups: dict[tuple[RequestState, bool, str | None], list[str]] = defaultdict(list)
     pause_reason = None
     for parsed, ref in others:
@@ -374,12 +378,12 @@ def _settle(
         groups[(outcome.next_state, not outcome.pause_submission, error)].append(ref.request_id)
     if stale:
         # Results for requests already settled elsewhere: a duplicate, paid for.
-        store.mark_duplicates(session, batch_id, stale)
+        ingest_sql.mark_duplicates(session, batch_id, stale)
         report.duplicates += len(stale)
     if pause_reason is not None:
-        store.pause_submission(session, pause_reason, now)
+        controls_sql.pause_submission(session, pause_reason, now)
     for (state, charge, error), ids in groups.items():
-        moved_ids = store.settle_requests(session, batch_id, ids, state, now, charge, error)
+        moved_ids = ingest_sql.settle_requests(session, batch_id, ids, state, now, charge, error)
         report.settled[state.value] += len(moved_ids)
         if state in TERMINAL_REQUEST_STATES:
             final.extend(moved_ids)
@@ -398,20 +402,20 @@ def _finish(pipeline: Pipeline, batch_id: int, report: IngestReport, owner: Owne
     now = pipeline.clock()
     with pipeline.sessions.begin() as session:
         if report.foreign and not owner.planned:
-            store.note_foreign(session, batch_id, report.foreign, now)
-        left = store.requests_left_in_batch(session, batch_id)
+            reconcile_sql.note_foreign(session, batch_id, report.foreign, now)
+        left = ingest_sql.requests_left_in_batch(session, batch_id)
         if left:
             # The stream ended without their lines (unreadable, or never sent):
             # they go round again as if errored, so a bad line cannot loop forever.
             log.warning("batch %d: %d requests had no readable result", batch_id, len(left))
-            members = store.load_members(session, left)
+            members = ingest_sql.load_members(session, left)
             by_state: dict[RequestState, list[str]] = defaultdict(list)
             for request_id in left:
                 m = members[request_id]
                 outcome = decide("errored", "api_error", m.charged_attempts + 1, m.max_attempts)
                 by_state[outcome.next_state].append(request_id)
             for state, ids in by_state.items():
-                moved = store.settle_requests(
+                moved = ingest_sql.settle_requests(
                     session,
                     batch_id,
                     ids,
@@ -421,4 +425,4 @@ def _finish(pipeline: Pipeline, batch_id: int, report: IngestReport, owner: Owne
                     "no readable result in the batch's results",
                 )
                 report.requeued_missing += len(moved)
-        store.finish_ingestion(session, batch_id, now)
+        ingest_sql.finish_ingestion(session, batch_id, now)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from batchline.adapters import store
+from batchline.adapters.sql import ingest_lease as ingest_lease_sql
+from batchline.adapters.sql import rows as rows_sql
 from batchline.services.context import Pipeline
 
 
@@ -39,11 +40,11 @@ class IngestLease:
         now = pipeline.clock()
         until = now + timedelta(seconds=settings.ingest_lease_seconds)
         with pipeline.sessions.begin() as session:
-            if not store.take_ingest_lease(
+            if not ingest_lease_sql.take_ingest_lease(
                 session, batch_id, now, until, settings.ingest_concurrency
             ):
                 return None
-            batch = store.get_batch(session, batch_id)
+            batch = rows_sql.get_batch(session, batch_id)
             assert batch is not None and batch.remote_id is not None
             return cls(pipeline, batch_id, until), batch.remote_id
 
@@ -53,7 +54,7 @@ class IngestLease:
             return
         until = self._pipeline.clock() + self._length
         with self._pipeline.sessions.begin() as session:
-            held = store.extend_ingest_lease(session, self._batch_id, self.until, until)
+            held = ingest_lease_sql.extend_ingest_lease(session, self._batch_id, self.until, until)
         if not held:
             raise DownloadStopped("another worker took the ingestion lease")
         self.until, self._renewed = until, time.monotonic()
@@ -62,8 +63,8 @@ class IngestLease:
         """Leave the batch for about half a lease, without holding a download slot."""
         until = self._pipeline.clock() + self._length / 2
         with self._pipeline.sessions.begin() as session:
-            store.extend_ingest_lease(session, self._batch_id, self.until, until)
+            ingest_lease_sql.extend_ingest_lease(session, self._batch_id, self.until, until)
 
     def release(self) -> None:
         with self._pipeline.sessions.begin() as session:
-            store.release_ingest_lease(session, self._batch_id)
+            ingest_lease_sql.release_ingest_lease(session, self._batch_id)

@@ -15,7 +15,6 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
-from batchline.adapters import store
 from batchline.adapters.intake import (
     IntakeEntry,
     StreamEntry,
@@ -23,6 +22,7 @@ from batchline.adapters.intake import (
     single,
     split_bundle,
 )
+from batchline.adapters.sql import intake as intake_sql
 from batchline.domain.prefix import prefix_hash
 from batchline.domain.states import RequestState
 from batchline.domain.validation import check_betas
@@ -112,7 +112,7 @@ def _read(
 
 def _store(pipeline: Pipeline, rows: list[dict[str, Any]], now: datetime) -> None:
     with pipeline.sessions.begin() as session:
-        inserted = store.insert_requests(session, rows)
+        inserted = intake_sql.insert_requests(session, rows)
         if inserted < len(rows):
             _settle_key_reuse(session, rows, now)
 
@@ -120,11 +120,11 @@ def _store(pipeline: Pipeline, rows: list[dict[str, Any]], now: datetime) -> Non
 def _settle_key_reuse(session: Session, rows: list[dict[str, Any]], now: datetime) -> None:
     """Rows skipped for their key, not their id, reused a key whose Redis entry had
     expired: record them canceled, naming the first request, so their handles end."""
-    present = store.existing_request_ids(session, [r["id"] for r in rows])
+    present = intake_sql.existing_request_ids(session, [r["id"] for r in rows])
     for row in rows:
         if row["id"] in present:
             continue  # a redelivered entry: already in SQL, nothing to do
-        first = store.request_id_for_key(session, row["idempotency_key"])
+        first = intake_sql.request_id_for_key(session, row["idempotency_key"])
         duplicate = {
             **row,
             "idempotency_key": None,
@@ -133,7 +133,7 @@ def _settle_key_reuse(session: Session, rows: list[dict[str, Any]], now: datetim
             "last_error": f"idempotency key {row['idempotency_key']!r} already used by "
             f"request {first}",
         }
-        store.insert_requests(session, [duplicate])
+        intake_sql.insert_requests(session, [duplicate])
         log.warning(
             "request %s reused key of %s: canceled",
             row["id"],

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from batchline.adapters import store
 from batchline.adapters.batch_api import ApiUnavailable
+from batchline.adapters.sql import controls as controls_sql
 from batchline.domain.pauses import KEY, pause_kind
-from batchline.models import Control
 from batchline.services.context import Pipeline
 
 log = logging.getLogger("batchline.pauses")
@@ -22,7 +21,7 @@ log = logging.getLogger("batchline.pauses")
 def clear_key_pause(pipeline: Pipeline) -> str | None:
     """The pause still in force after checking the key (None: not paused)."""
     with pipeline.sessions() as session:
-        reason = store.submission_paused(session)
+        reason = controls_sql.submission_paused(session)
     if reason is None or pause_kind(reason) != KEY:
         return reason
     try:
@@ -35,10 +34,8 @@ def clear_key_pause(pipeline: Pipeline) -> str | None:
             return reason  # still refused: nothing new to log
         raise
     with pipeline.sessions.begin() as session:
-        control = session.get(Control, store.PAUSE_CONTROL)
         # Only the pause we checked: a billing pause set meanwhile stays.
-        if control is None or control.value != reason:
-            return None if control is None else control.value
-        session.delete(control)
+        if not controls_sql.resume_submission(session, only_if=reason):
+            return controls_sql.submission_paused(session)
     log.warning("submission resumed: the API accepts the current key again")
     return None

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from batchline.adapters import store
 from batchline.adapters.batch_api import ApiUnavailable, RemoteBatchGone
+from batchline.adapters.sql import ingest_lease as ingest_lease_sql
+from batchline.adapters.sql import poll as poll_sql
+from batchline.adapters.sql import rows as rows_sql
 from batchline.domain.states import BatchState
 from batchline.services.context import Pipeline
 
@@ -16,13 +18,13 @@ log = logging.getLogger("batchline.poll")
 def lease_due_polls(pipeline: Pipeline, limit: int = 500) -> list[int]:
     lease = timedelta(seconds=pipeline.settings.poll_interval_seconds)
     with pipeline.sessions.begin() as session:
-        return store.lease_due_polls(session, pipeline.clock(), lease, limit)
+        return poll_sql.lease_due_polls(session, pipeline.clock(), lease, limit)
 
 
 def poll_batch(pipeline: Pipeline, batch_id: int) -> bool:
     """Retrieve (or cancel) one batch and record it; True when it has ended."""
     with pipeline.sessions.begin() as session:
-        batch = store.get_batch(session, batch_id)
+        batch = rows_sql.get_batch(session, batch_id)
         if batch is None or batch.state != BatchState.SUBMITTED or batch.remote_id is None:
             return batch is not None and batch.state == BatchState.ENDED
         remote_id, cancel = batch.remote_id, batch.cancel_requested
@@ -45,7 +47,7 @@ def poll_batch(pipeline: Pipeline, batch_id: int) -> bool:
             extra=_ids(batch_id, remote_id),
         )
         with pipeline.sessions.begin() as session:
-            store.mark_gone(session, batch_id, str(exc), pipeline.clock())
+            poll_sql.mark_gone(session, batch_id, str(exc), pipeline.clock())
         return True
     except ApiUnavailable as exc:
         log.warning(
@@ -58,7 +60,7 @@ def poll_batch(pipeline: Pipeline, batch_id: int) -> bool:
     now = pipeline.clock()
     next_poll = now + timedelta(seconds=pipeline.settings.poll_interval_seconds)
     with pipeline.sessions.begin() as session:
-        store.record_poll(session, batch_id, remote, now, next_poll)
+        poll_sql.record_poll(session, batch_id, remote, now, next_poll)
     if remote.ended:
         log.info(
             "batch %d (%s) ended: %d succeeded, %d errored, %d canceled, %d expired",
@@ -79,4 +81,4 @@ def _ids(batch_id: int, remote_id: str) -> dict[str, object]:
 
 def batches_to_ingest(pipeline: Pipeline) -> list[int]:
     with pipeline.sessions.begin() as session:
-        return store.batches_to_ingest(session, pipeline.clock())
+        return ingest_lease_sql.batches_to_ingest(session, pipeline.clock())

@@ -27,8 +27,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from batchline.adapters import store
 from batchline.adapters.batch_api import ApiUnavailable, RemoteBatch
+from batchline.adapters.sql import reconcile as reconcile_sql
+from batchline.adapters.sql import submit as submit_sql
 from batchline.domain.states import BatchState
 from batchline.domain.timing import api_offset
 from batchline.services.context import Pipeline
@@ -78,10 +79,10 @@ def reconcile(pipeline: Pipeline) -> ReconcileReport:
     margin = timedelta(seconds=pipeline.settings.clock_skew_seconds)
     timeout = timedelta(seconds=pipeline.settings.create_timeout_seconds)
     with pipeline.sessions.begin() as session:
-        for batch_id in store.stale_submissions(session, now - timeout - margin):
-            if store.record_outcome_unknown(session, batch_id, "create never recorded", now):
+        for batch_id in reconcile_sql.stale_submissions(session, now - timeout - margin):
+            if submit_sql.record_outcome_unknown(session, batch_id, "create never recorded", now):
                 report.marked_unknown.append(batch_id)
-        since = store.earliest_open_submission(session, now - STRAY_HORIZON)
+        since = reconcile_sql.earliest_open_submission(session, now - STRAY_HORIZON)
     if since is None:
         return report
     try:
@@ -92,7 +93,7 @@ def reconcile(pipeline: Pipeline) -> ReconcileReport:
         return report
     report.api_offset = window.offset
     with pipeline.sessions.begin() as session:
-        sizes = store.open_intent_sizes(session, now - STRAY_HORIZON)
+        sizes = reconcile_sql.open_intent_sizes(session, now - STRAY_HORIZON)
         _track_unknown_remotes(session, remotes, sizes, window, report)
         _release_settled_intents(session, window, report)
     return report
@@ -105,14 +106,14 @@ def _track_unknown_remotes(
     window: Window,
     report: ReconcileReport,
 ) -> None:
-    known = store.known_remote_ids(session, [r.id for r in remotes])
+    known = reconcile_sql.known_remote_ids(session, [r.id for r in remotes])
     for remote in remotes:
         if remote.id in known or not window.ripe(remote):
             continue
         if remote.request_count not in sizes:
             report.other_sizes += 1
             continue
-        store.insert_stray_batch(session, remote, window.now)
+        reconcile_sql.insert_stray_batch(session, remote, window.now)
         report.tracked.append(remote.id)
         log.warning(
             "remote batch %s (%d requests) is not one SQL knows: tracked until its results"
@@ -124,8 +125,8 @@ def _track_unknown_remotes(
 
 
 def _release_settled_intents(session: Session, window: Window, report: ReconcileReport) -> None:
-    pending = store.found_batches_pending(session)
-    for intent in store.unknown_intents(session):
+    pending = reconcile_sql.found_batches_pending(session)
+    for intent in reconcile_sql.unknown_intents(session):
         if intent.held and not _past_finding(intent, pending, window):
             continue
         reason = (
@@ -133,7 +134,9 @@ def _release_settled_intents(session: Session, window: Window, report: Reconcile
             if not intent.held
             else "create outcome unknown; no remote batch holds its requests"
         )
-        if store.release_batch(session, intent.batch_id, [BatchState.UNKNOWN], reason, window.now):
+        if submit_sql.release_batch(
+            session, intent.batch_id, [BatchState.UNKNOWN], reason, window.now
+        ):
             report.released.append(intent.batch_id)
             log.warning(
                 "batch %d released (%d requests go round again uncharged): %s",
@@ -145,7 +148,7 @@ def _release_settled_intents(session: Session, window: Window, report: Reconcile
 
 
 def _past_finding(
-    intent: store.UnknownIntent,
+    intent: reconcile_sql.UnknownIntent,
     pending: list[tuple[int, datetime | None]],
     window: Window,
 ) -> bool:

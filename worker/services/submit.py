@@ -7,13 +7,17 @@ from datetime import timedelta
 from decimal import Decimal
 
 from batchline import ledger
-from batchline.adapters import spending, store
+from batchline.adapters import spending
 from batchline.adapters.batch_api import (
     CreateNotAccepted,
     CreateOutcomeUnknown,
     CreateRefused,
     RemoteBatch,
 )
+from batchline.adapters.sql import controls as controls_sql
+from batchline.adapters.sql import reconcile as reconcile_sql
+from batchline.adapters.sql import rows as rows_sql
+from batchline.adapters.sql import submit as submit_sql
 from batchline.database import READ_ONLY
 from batchline.domain.pauses import describe as describe_pause
 from batchline.domain.states import BatchState
@@ -26,9 +30,9 @@ MAX_BACKOFF_SECONDS = 300.0
 
 def submit_ready_batches(pipeline: Pipeline) -> list[int]:
     with pipeline.sessions.begin() as session:
-        if store.submission_paused(session) is not None:
+        if controls_sql.submission_paused(session) is not None:
             return []
-        ready = store.batches_ready_to_submit(session, pipeline.clock())
+        ready = submit_sql.batches_ready_to_submit(session, pipeline.clock())
         cap = pipeline.settings.daily_spend_cap_usd
         if cap <= 0 or not ready:
             return ready
@@ -44,7 +48,7 @@ def submit_batch(pipeline: Pipeline, batch_id: int) -> str:
     # Under a cap, bound the batch before taking the cap's lock (it reads every body).
     worst = _worst_case(pipeline, batch_id) if cap > 0 else None
     with pipeline.sessions.begin() as session:
-        if store.submission_paused(session) is not None:
+        if controls_sql.submission_paused(session) is not None:
             return "paused"
         # Reserve before create: the reservation commits with the move to
         # SUBMITTING below, under the cap's lock, so no room is promised twice.
@@ -54,19 +58,21 @@ def submit_batch(pipeline: Pipeline, batch_id: int) -> str:
             return "capped"
         # The intent is committed before create is called: a crash after this
         # line leaves a SUBMITTING row for the reconciler, never a silent batch.
-        if not store.begin_submission(session, batch_id, now):
+        if not submit_sql.begin_submission(session, batch_id, now):
             return "not-ready"
-        batch = store.get_batch(session, batch_id)
+        batch = rows_sql.get_batch(session, batch_id)
         tries = batch.submit_tries if batch else 1
-        deployment = store.deployment_name(session, pipeline.settings.deployment, now)
+        deployment = controls_sql.deployment_name(session, pipeline.settings.deployment, now)
     try:
         with pipeline.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
-            betas = store.batch_betas(conn, batch_id)
-            remote = pipeline.api.create(store.iter_batch_body(conn, batch_id, deployment), betas)
+            betas = submit_sql.batch_betas(conn, batch_id)
+            remote = pipeline.api.create(
+                submit_sql.iter_batch_body(conn, batch_id, deployment), betas
+            )
     except CreateNotAccepted as exc:
         wait = max(exc.retry_after or 0.0, min(MAX_BACKOFF_SECONDS, 2.0**tries))
         with pipeline.sessions.begin() as session:
-            store.record_create_not_accepted(
+            submit_sql.record_create_not_accepted(
                 session, batch_id, str(exc), now + timedelta(seconds=wait), pipeline.clock()
             )
         log.warning(
@@ -101,14 +107,14 @@ def _created(pipeline: Pipeline, batch_id: int, remote: RemoteBatch) -> str:
     now = pipeline.clock()
     next_poll = now + timedelta(seconds=pipeline.settings.poll_interval_seconds)
     with pipeline.sessions.begin() as session:
-        if store.known_remote_ids(session, [remote.id]):
+        if reconcile_sql.known_remote_ids(session, [remote.id]):
             # An answer so late the reconciler found its batch first: that batch's
             # results claim the requests, as for any create whose answer was lost.
-            store.record_outcome_unknown(
+            submit_sql.record_outcome_unknown(
                 session, batch_id, "answer came after its batch was found", now
             )
             return "tracked"
-        if store.record_submission(session, batch_id, remote, now, next_poll):
+        if submit_sql.record_submission(session, batch_id, remote, now, next_poll):
             log.info(
                 "batch %d submitted as %s",
                 batch_id,
@@ -118,9 +124,9 @@ def _created(pipeline: Pipeline, batch_id: int, remote: RemoteBatch) -> str:
             return "submitted"
         # The reconciler got here first and judged the outcome unknown.
         # The answer itself is the evidence: this intent's create made this batch.
-        if store.adopt_remote(session, batch_id, remote, now):
+        if submit_sql.adopt_remote(session, batch_id, remote, now):
             return "submitted"
-        store.insert_stray_batch(session, remote, now)
+        reconcile_sql.insert_stray_batch(session, remote, now)
     log.error(
         "batch %d was created as %s after being released: tracked as stray",
         batch_id,
@@ -134,18 +140,18 @@ def _refused(pipeline: Pipeline, batch_id: int, exc: CreateRefused) -> str:
     now = pipeline.clock()
     with pipeline.sessions.begin() as session:
         if exc.pause:
-            store.pause_submission(session, str(exc), now)
-            store.release_batch(session, batch_id, [BatchState.SUBMITTING], str(exc), now)
+            controls_sql.pause_submission(session, str(exc), now)
+            submit_sql.release_batch(session, batch_id, [BatchState.SUBMITTING], str(exc), now)
             log.error("%s", describe_pause(str(exc)), extra={"batch_id": batch_id})
             return "paused"
-        store.refuse_batch(session, batch_id, str(exc), now)
+        submit_sql.refuse_batch(session, batch_id, str(exc), now)
     log.error("batch %d refused: %s", batch_id, exc, extra={"batch_id": batch_id})
     return "refused"
 
 
 def _unknown(pipeline: Pipeline, batch_id: int, reason: str) -> str:
     with pipeline.sessions.begin() as session:
-        store.record_outcome_unknown(session, batch_id, reason, pipeline.clock())
+        submit_sql.record_outcome_unknown(session, batch_id, reason, pipeline.clock())
     log.warning(
         "batch %d create outcome unknown (%s): the reconciler will settle it",
         batch_id,

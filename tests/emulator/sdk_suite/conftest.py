@@ -69,7 +69,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
             await pyfuncitem.obj(**kwargs)
         finally:  # its connections belong to this event loop: close them in it
             client = kwargs.get("async_client")
-            if client is not None:
+            if isinstance(client, anthropic.AsyncAnthropic):
                 await client.close()
 
     asyncio.run(run())

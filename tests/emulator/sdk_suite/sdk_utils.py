@@ -97,7 +97,7 @@ def assert_matches_type(
     if is_sequence_type(type_):
         assert isinstance(value, Sequence)
         inner_type = get_args(type_)[0]
-        for entry in value:  # type: ignore
+        for entry in value:
             assert_type(inner_type, entry)  # type: ignore
         return
 

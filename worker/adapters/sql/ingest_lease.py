@@ -1,0 +1,85 @@
+"""SQL of the ingestion lease: one download per batch, renewed by time, bounded in number."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from batchline.adapters.sql.rows import changed
+from batchline.domain.states import BatchState
+from batchline.models import Batch
+
+# pg_advisory_xact_lock key serialising the count of running downloads.
+INGEST_SLOTS_LOCK = 0x62_6C_69_6E_67  # "bling"
+
+
+def batches_to_ingest(session: Session, now: datetime, limit: int = 100) -> list[int]:
+    stmt = (
+        select(Batch.id)
+        .where(
+            Batch.state == BatchState.ENDED,
+            or_(Batch.lease_until.is_(None), Batch.lease_until < now),
+        )
+        .order_by(Batch.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def take_ingest_lease(
+    session: Session, batch_id: int, now: datetime, until: datetime, slots: int | None = None
+) -> bool:
+    """Take the batch's ingestion lease, if it is free and (given `slots`) fewer
+    than that many downloads run. A running download renews its lease every third
+    of its length, so it always ends more than half a lease ahead; a lease nearer
+    than that is a back-off or a dead worker's, and holds no slot."""
+    if slots is not None:
+        if session.get_bind().dialect.name == "postgresql":
+            # Two workers counting at once would both see a free slot: count in turn.
+            session.execute(select(func.pg_advisory_xact_lock(INGEST_SLOTS_LOCK)))
+        half = (until - now) / 2
+        running = session.scalar(
+            select(func.count()).where(
+                Batch.state == BatchState.ENDED, Batch.lease_until > now + half
+            )
+        )
+        if (running or 0) >= slots:
+            return False
+    # Guarded: a second ingester waits for the first's lease to lapse.
+    result = session.execute(
+        update(Batch)
+        .where(
+            Batch.id == batch_id,
+            Batch.state == BatchState.ENDED,
+            or_(Batch.lease_until.is_(None), Batch.lease_until < now),
+        )
+        .values(lease_until=until)
+    )
+    return changed(result) == 1
+
+
+def release_ingest_lease(session: Session, batch_id: int) -> None:
+    session.execute(
+        update(Batch)
+        .where(Batch.id == batch_id, Batch.state == BatchState.ENDED)
+        .values(lease_until=None)
+    )
+
+
+def extend_ingest_lease(session: Session, batch_id: int, held: datetime, until: datetime) -> bool:
+    """Move the lease this worker holds (its end is `held`) to `until`; False when
+    another worker took it meanwhile (the lease had lapsed)."""
+    # Guarded on the exact end this worker set: a taken-over lease is never extended.
+    result = session.execute(
+        update(Batch)
+        .where(Batch.id == batch_id, Batch.state == BatchState.ENDED, Batch.lease_until == held)
+        .values(lease_until=until)
+    )
+    return changed(result) == 1

@@ -1,0 +1,206 @@
+"""SQL of submission: claiming an intent, streaming its body, recording the create's outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Connection,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from batchline.adapters.batch_api import RemoteBatch
+from batchline.adapters.sql.rows import changed, move_batch
+from batchline.domain.custom_ids import (
+    encode_custom_id,
+)
+from batchline.domain.prefix import with_hour_breakpoints
+from batchline.domain.states import BatchState, RequestState
+from batchline.models import Batch, Request
+
+
+def batches_ready_to_submit(session: Session, now: datetime, limit: int = 100) -> list[int]:
+    stmt = (
+        select(Batch.id)
+        .where(
+            Batch.state == BatchState.PREPARED,
+            or_(Batch.next_submit_at.is_(None), Batch.next_submit_at <= now),
+        )
+        .order_by(Batch.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def begin_submission(session: Session, batch_id: int, now: datetime) -> bool:
+    """PREPARED -> SUBMITTING, committed before create is called (the intent)."""
+    # Guarded: of two workers handed the same batch, exactly one calls create.
+    result = session.execute(
+        update(Batch)
+        .where(
+            Batch.id == batch_id,
+            Batch.state == BatchState.PREPARED,
+            or_(Batch.next_submit_at.is_(None), Batch.next_submit_at <= now),
+        )
+        .values(
+            state=BatchState.SUBMITTING,
+            submit_started_at=now,
+            submit_tries=Batch.submit_tries + 1,
+            updated_at=now,
+        )
+    )
+    return changed(result) == 1
+
+
+def batch_betas(conn: Connection | Session, batch_id: int) -> list[str]:
+    """The anthropic-beta names a batch is created with (its requests all share them)."""
+    stmt = select(Request.betas).where(Request.batch_id == batch_id).limit(1)
+    joined = conn.execute(stmt).scalar()
+    return joined.split(",") if joined else []
+
+
+def iter_batch_body(
+    conn: Connection, batch_id: int, deployment: str = "", fetch: int = 1_000
+) -> Iterator[bytes]:
+    """The create body for a batch, streamed from SQL a slice at a time."""
+    stmt = (
+        select(Request.id, Request.attempts, Request.params, Request.cache_ttl_1h)
+        .where(Request.batch_id == batch_id, Request.state == RequestState.IN_BATCH)
+        .order_by(Request.id)
+        .execution_options(yield_per=fetch)
+    )
+    yield b'{"requests":['
+    first = True
+    for rows in conn.execute(stmt).partitions():
+        parts = []
+        for request_id, attempt, params, ttl_1h in rows:
+            custom_id = encode_custom_id(request_id, attempt, deployment)
+            if ttl_1h:
+                params = orjson.dumps(with_hour_breakpoints(orjson.loads(params))).decode()
+            parts.append(f'{{"custom_id":"{custom_id}","params":{params}}}')
+        text = ",".join(parts)
+        yield (text if first else "," + text).encode()
+        first = False
+    yield b"]}"
+
+
+def remote_fields(remote: RemoteBatch) -> dict[str, Any]:
+    return {
+        "processing_status": remote.processing_status,
+        "count_processing": remote.processing,
+        "count_succeeded": remote.succeeded,
+        "count_errored": remote.errored,
+        "count_canceled": remote.canceled,
+        "count_expired": remote.expired,
+        "remote_created_at": remote.created_at,
+        "remote_expires_at": remote.expires_at,
+        "remote_ended_at": remote.ended_at,
+        "cancel_initiated_at": remote.cancel_initiated_at,
+        "archived_at": remote.archived_at,
+    }
+
+
+def record_submission(
+    session: Session, batch_id: int, remote: RemoteBatch, now: datetime, next_poll: datetime
+) -> bool:
+    return move_batch(
+        session,
+        batch_id,
+        [BatchState.SUBMITTING],
+        state=BatchState.SUBMITTED,
+        remote_id=remote.id,
+        submitted_at=now,
+        next_poll_at=next_poll,
+        updated_at=now,
+        error=None,
+        **remote_fields(remote),
+    )
+
+
+def record_create_not_accepted(
+    session: Session, batch_id: int, error: str, retry_at: datetime, now: datetime
+) -> bool:
+    return move_batch(
+        session,
+        batch_id,
+        [BatchState.SUBMITTING],
+        state=BatchState.PREPARED,
+        next_submit_at=retry_at,
+        error=error,
+        updated_at=now,
+    )
+
+
+def record_outcome_unknown(session: Session, batch_id: int, error: str, now: datetime) -> bool:
+    return move_batch(
+        session,
+        batch_id,
+        [BatchState.SUBMITTING],
+        state=BatchState.UNKNOWN,
+        error=error,
+        updated_at=now,
+    )
+
+
+def refuse_batch(session: Session, batch_id: int, error: str, now: datetime) -> bool:
+    """The API will never take this batch: its requests fail with the reason."""
+    if not move_batch(
+        session,
+        batch_id,
+        [BatchState.SUBMITTING],
+        state=BatchState.REFUSED,
+        error=error,
+        updated_at=now,
+    ):
+        return False
+    session.execute(
+        update(Request)
+        .where(Request.batch_id == batch_id, Request.state == RequestState.IN_BATCH)
+        .values(
+            state=RequestState.FAILED,
+            batch_id=None,
+            charged_attempts=Request.charged_attempts + 1,
+            last_error=f"batch refused: {error}",
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    return True
+
+
+def release_batch(
+    session: Session, batch_id: int, src: Iterable[BatchState], reason: str, now: datetime
+) -> bool:
+    """The batch was never created remotely: its requests go back to the queue."""
+    if not move_batch(
+        session, batch_id, src, state=BatchState.RELEASED, error=reason, updated_at=now
+    ):
+        return False
+    session.execute(
+        update(Request)
+        .where(Request.batch_id == batch_id, Request.state == RequestState.IN_BATCH)
+        .values(state=RequestState.QUEUED, batch_id=None, updated_at=now)
+    )
+    return True
+
+
+def adopt_remote(session: Session, batch_id: int, remote: RemoteBatch, now: datetime) -> bool:
+    """UNKNOWN -> SUBMITTED: the batch whose create answer was lost, found remotely."""
+    return move_batch(
+        session,
+        batch_id,
+        [BatchState.UNKNOWN],
+        state=BatchState.SUBMITTED,
+        remote_id=remote.id,
+        origin="adopted",
+        submitted_at=now,
+        next_poll_at=now,
+        updated_at=now,
+        **remote_fields(remote),
+    )
