@@ -26,13 +26,14 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from celery.beat import Scheduler
 from sqlalchemy.orm import Session, sessionmaker
 
-from batchline import runtime
+from batchline import runtime, snapshots
 from batchline.adapters.intake import RedisIntakeStream
 from batchline.adapters.redis_health import make_client
 from batchline.database import make_engine, make_session_factory
@@ -87,6 +88,8 @@ class LockedScheduler(Scheduler):  # type: ignore[misc]
         self._stream = RedisIntakeStream(self._redis, keys)
         self._sessions: sessionmaker[Session] | None = None
         self._watched_at = 0.0
+        self._snapped_at = 0.0
+        self._snapshot_every = config.dashboard_snapshot_seconds
         self._lost = 0
         self._stream_prefix = config.stream_key_prefix
         self._token = f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -154,6 +157,9 @@ class LockedScheduler(Scheduler):  # type: ignore[misc]
         if time.monotonic() - self._watched_at >= WATCH_SECONDS:
             self._watched_at = time.monotonic()
             self._watch_redis()
+        if time.monotonic() - self._snapped_at >= self._snapshot_every:
+            self._snapped_at = time.monotonic()
+            self._snapshot()
         return float(super().tick(*args, **kwargs))
 
     def _watch_redis(self) -> None:
@@ -177,6 +183,16 @@ class LockedScheduler(Scheduler):  # type: ignore[misc]
                 report.lost - self._lost,
             )
         self._lost = report.lost
+
+    def _snapshot(self) -> None:
+        config = runtime.settings()
+        try:
+            if self._sessions is None:
+                self._sessions = make_session_factory(make_engine(config.database_url))
+            depth = self._stream.depth()
+            snapshots.take(self._sessions, datetime.now(UTC), depth)
+        except Exception as exc:  # charts miss a point; the next minute tries again
+            log.warning("could not take a snapshot: %s: %s", type(exc).__name__, exc)
 
     def _hold_lock(self) -> bool:
         try:

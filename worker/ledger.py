@@ -20,7 +20,7 @@ import orjson
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from batchline.adapters import ledger_queries, spending
+from batchline.adapters import ledger_queries, spending, summaries
 from batchline.adapters.ledger_queries import SpendTotals
 from batchline.domain.cost import MILLION, Estimate, PriceTable
 from batchline.domain.validation import encode_params
@@ -54,7 +54,12 @@ def _spend(totals: SpendTotals, table: PriceTable) -> Spend:
 def spend(
     session: Session, since: datetime | None = None, table: PriceTable | None = None
 ) -> Spend:
-    return _spend(ledger_queries.spend_totals(session, since), table or load_prices())
+    prices = table or load_prices()
+    if since is None:
+        # All time: from the running totals, not a scan of every result.
+        batch, results, unknown, fallback = summaries.all_time_spend(session)
+        return Spend(batch, batch / prices.batch_discount, results, unknown, fallback)
+    return _spend(ledger_queries.spend_totals(session, since), prices)
 
 
 def spend_by_batch(session: Session, table: PriceTable | None = None) -> dict[int, Spend]:
@@ -64,9 +69,12 @@ def spend_by_batch(session: Session, table: PriceTable | None = None) -> dict[in
 
 
 def spend_by_day(session: Session, table: PriceTable | None = None) -> dict[str, Spend]:
+    """Per UTC day, from the running totals."""
     prices = table or load_prices()
-    totals = ledger_queries.spend_totals_by_day(session)
-    return {day: _spend(t, prices) for day, t in totals.items()}
+    return {
+        str(day): Spend(t.cost_usd, t.cost_usd / prices.batch_discount, t.results, unknown)
+        for day, (t, unknown) in summaries.by_day(session).items()
+    }
 
 
 def spend_by_tag(
@@ -124,7 +132,7 @@ def cap_use(
     session: Session, cap_usd: float, now: datetime, table: PriceTable | None = None
 ) -> CapUse:
     prices = table or load_prices()
-    priced, unpriced = spending.spent_since(session, _midnight(now))
+    priced, unpriced = summaries.spent_since_day(session, _midnight(now).date())
     # Never $0: a result the table cannot price counts as if billed at its dearest model.
     in_rate, out_rate = prices.highest_rates
     weighted = (

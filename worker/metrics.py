@@ -2,41 +2,42 @@
 
 SQL is the system of record, so the figures are the same whichever process
 serves them, and nothing needs the prefork pool's multiprocess mode. Stage
-durations come from the timestamps each batch carries. Task-level figures
+durations come from the timestamps each batch carries; the SQL is in
+`adapters.queries` and `adapters.metrics_queries`, counts from running totals. Task-level figures
 (runtimes, failures by task name) are Flower's own `/metrics`.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
-from sqlalchemy import Float, cast, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
-from batchline.adapters import queries
+from batchline.adapters import metrics_queries, queries
 from batchline.adapters.intake_counts import dead_letters, queue_depth
 from batchline.database import READ_ONLY, database_problem, make_engine, make_session_factory
 from batchline.deadline_report import at_risk_before, deadline_figures
-from batchline.models import Batch, Result
 from batchline.services.capacity import CapacityUse, capacity_use
 from batchline.settings import Settings
 
 log = logging.getLogger("batchline.metrics")
 
-STAGES = {
-    # name: (start column, end column)
-    "submit": (Batch.submit_started_at, Batch.submitted_at),
-    "remote": (Batch.remote_created_at, Batch.remote_ended_at),
-    "ingest": (Batch.remote_ended_at, Batch.ingested_at),
-}
+
+# Once the database answered at the migrations' head, a scrape within this
+# long trusts that (reading the migrations costs more than the scrape's queries);
+# a query that fails sends the next scrape back to checking.
+HEAD_CHECK_SECONDS = 30.0
 
 
 class BatchlineCollector(Collector):
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._at_head_until = 0.0
 
     def describe(self) -> list[Any]:
         # Declared empty so registering does not run a scrape's queries.
@@ -45,7 +46,17 @@ class BatchlineCollector(Collector):
     def collect(self) -> Iterator[Any]:
         # A scrape that cannot read the database answers 200 with
         # batchline_database_ready 0 and the fix in its help text, not HTTP 500.
-        problem = database_problem(self._settings)
+        problem = None
+        if time.monotonic() >= self._at_head_until:
+            problem = database_problem(self._settings)
+        families: list[Any] = []
+        if problem is None:
+            try:
+                families = self._read()
+                self._at_head_until = time.monotonic() + HEAD_CHECK_SECONDS
+            except SQLAlchemyError:
+                self._at_head_until = 0.0
+                problem = database_problem(self._settings) or "the database failed a query"
         if problem is not None:
             log.warning("%s", problem)
         yield GaugeMetricFamily(
@@ -54,13 +65,14 @@ class BatchlineCollector(Collector):
             + ("" if problem is None else f"; 0 now: {problem}"),
             value=0 if problem else 1,
         )
-        if problem is not None:
-            return
+        yield from families
+
+    def _read(self) -> list[Any]:
         # An engine per scrape: scrapes are seconds apart, and nothing is left open.
         engine = make_engine(self._settings.database_url)
         try:
             reader = engine.execution_options(**{READ_ONLY: True})
-            yield from self._collect(make_session_factory(reader))
+            return list(self._collect(make_session_factory(reader)))
         finally:
             engine.dispose()
 
@@ -110,18 +122,16 @@ class BatchlineCollector(Collector):
             )
             yield from _capacity(capacity_use(session, self._settings.max_in_flight_requests))
             yield from _tokens(queries.token_totals(session))
-            yield _stage_seconds(session)
-            errors = session.scalar(select(func.count()).where(Batch.error.is_not(None))) or 0
+            yield _stage_seconds(metrics_queries.stage_seconds(session))
             yield CounterMetricFamily(
                 "batchline_batch_errors",
                 "Batches whose last submit or poll recorded an error",
-                value=errors,
-            )
-            cost = session.scalar(
-                select(func.coalesce(func.sum(Result.cost_usd), 0)).where(Result.via == "batch")
+                value=metrics_queries.batches_with_errors(session),
             )
             yield CounterMetricFamily(
-                "batchline_cost_usd", "Spend at batch prices, USD", value=float(cost or 0)
+                "batchline_cost_usd",
+                "Spend at batch prices, USD",
+                value=float(metrics_queries.total_cost(session)),
             )
             yield from _deadlines(session, self._settings)
 
@@ -181,30 +191,15 @@ def _tokens(totals: queries.TokenTotals) -> Iterator[CounterMetricFamily]:
     yield family
 
 
-def _stage_seconds(session: Any) -> GaugeMetricFamily:
+def _stage_seconds(seconds: dict[str, float]) -> GaugeMetricFamily:
     family = GaugeMetricFamily(
         "batchline_stage_seconds_avg",
         "Mean seconds per batch spent in each stage",
         labels=["stage"],
     )
-    for stage, (start, end) in STAGES.items():
-        seconds = _seconds_between(session, start, end)
-        if seconds is not None:
-            family.add_metric([stage], seconds)
+    for stage, value in seconds.items():
+        family.add_metric([stage], value)
     return family
-
-
-def _seconds_between(session: Any, start: Any, end: Any) -> float | None:
-    dialect = session.get_bind().dialect.name
-    diff: Any
-    if dialect == "postgresql":
-        diff = func.extract("epoch", end - start)
-    else:
-        diff = (func.julianday(end) - func.julianday(start)) * 86400.0
-    value = session.scalar(
-        select(func.avg(cast(diff, Float))).where(start.is_not(None), end.is_not(None))
-    )
-    return None if value is None else float(value)
 
 
 def registry_for(settings: Settings) -> CollectorRegistry:

@@ -181,6 +181,8 @@ class Settings(BaseSettings):
     dashboard_basic_auth: str = Field(default="", repr=False)
     # Seconds between the pages' live refreshes.
     dashboard_refresh_seconds: float = 5.0
+    # Seconds between beat's snapshots of the queue (the charts over time).
+    dashboard_snapshot_seconds: float = Field(default=60.0, gt=0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -228,3 +228,9 @@ def test_assets__served_from_the_package_and_nothing_else(client: TestClient) ->
     assert client.get("/static/dashboard.css").status_code == 200
     assert client.get("/static/..%2Fapp.py").status_code == 404
     assert client.get("/static/nothing.js").status_code == 404
+
+
+def test_confirmation__has_no_live_part_to_refresh(client: TestClient, seeded: Any) -> None:
+    path = f"/actions/cancel-request/{_ids(seeded)['queued']}"
+    assert 'id="live"' not in client.get(path, auth=AUTH).text
+    assert client.get(path, params={"fragment": "1"}, auth=AUTH).status_code == 404

@@ -63,6 +63,7 @@ def service(
         emulator.base_url,
         BATCHLINE_DASHBOARD_BASIC_AUTH=f"{USER}:{PASSWORD}",
         BATCHLINE_DASHBOARD_REFRESH_SECONDS="1",
+        BATCHLINE_DASHBOARD_SNAPSHOT_SECONDS="1",
     )
     procs = ServiceProcesses(env, tmp_path)
     try:
@@ -141,6 +142,19 @@ def _screenshot_not_blank(driver: Any, path: Path) -> None:
     assert max(n for n, _ in colours) < 0.95 * image.size[0] * image.size[1]
 
 
+def _throughput_drawn(driver: Any) -> bool:
+    """The throughput chart has a bar above zero (the four requests settling)."""
+    script = """
+      for (const f of document.querySelectorAll('figure.chart')) {
+        if (f.querySelector('figcaption').textContent.startsWith('throughput')) {
+          return Array.from(f.querySelectorAll('rect title')).map(t => t.textContent);
+        }
+      }
+      return [];"""
+    bars = _fresh(lambda: driver.execute_script(script)) or []
+    return any(not str(b).endswith(": 0/min") for b in bars)
+
+
 def _wait(driver: Any, what: str, predicate: Callable[[Any], bool], timeout: float = 60) -> None:
     try:
         WebDriverWait(
@@ -189,7 +203,11 @@ def test_dashboard__in_a_real_browser(
         assert _figure(browser, "requests-queued") == 0
         assert "saved vs synchronous" in _text(browser, "saving")
         assert browser.find_elements(By.CSS_SELECTOR, "figure.chart svg rect")
+        # Beat's snapshots (one a second here) reach the charts over time by live update.
+        _wait(browser, "throughput drawn from beat's snapshots", _throughput_drawn, 60)
+        browser.set_window_size(1280, 2000)  # the whole overview, charts included
         _screenshot_not_blank(browser, shots / "overview.png")
+        browser.set_window_size(1280, 1000)
 
         with sessions() as session:
             batch_ids = list(session.scalars(select(Batch.id).order_by(Batch.id)))

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, exists, func, or_, select
+from sqlalchemy import Engine, any_, exists, func, select
 from sqlalchemy.orm import Session
 
+from batchline.adapters import summaries
+from batchline.domain.custom_ids import decode_custom_id
 from batchline.domain.results import result_object
 from batchline.domain.states import TERMINAL_BATCH_STATES, BatchState, RequestState
-from batchline.models import Batch, Request, Result
+from batchline.models import Batch, Request, Result, ResultTotal
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,11 @@ class RequestView:
     tags: dict[str, Any] | None
     created_at: datetime
     finished_at: datetime | None
+
+
+def request_params(session: Session, request_id: str) -> str | None:
+    """The request body exactly as enqueued (JSON text)."""
+    return session.scalar(select(Request.params).where(Request.id == request_id))
 
 
 def request_view(session: Session, request_id: str) -> RequestView | None:
@@ -72,7 +79,19 @@ def find_request_id(session: Session, given: str) -> str | None:
     by_key = request_id_for_key(session, given)
     if by_key is not None:
         return by_key
-    return session.scalar(select(Result.request_id).where(Result.custom_id == given).limit(1))
+    found = request_ids_for_custom_id(session, given, 1)
+    return found[0] if found else None
+
+
+def request_ids_for_custom_id(session: Session, custom_id: str, limit: int) -> list[str]:
+    """Requests whose results came back under `custom_id`. A batchline-shaped one
+    names its request, so the lookup goes by the request's index; any other
+    (a stray batch's) has to look through the results."""
+    ref = decode_custom_id(custom_id, None)
+    stmt = select(Result.request_id).where(Result.custom_id == custom_id)
+    if ref is not None:
+        stmt = stmt.where(Result.request_id == ref.request_id)
+    return [r for r in session.scalars(stmt.limit(limit)) if r is not None]
 
 
 def find_batch_id(session: Session, given: str) -> int | None:
@@ -116,8 +135,8 @@ def final_result_body(session: Session, request_id: str) -> tuple[str, dict[str,
 
 
 def requests_by_state(session: Session) -> dict[str, int]:
-    rows = session.execute(select(Request.state, func.count()).group_by(Request.state))
-    return {state: int(n) for state, n in rows}
+    """From the running totals: no scan of the requests."""
+    return summaries.requests_by_state(session)
 
 
 def batches_by_state(session: Session) -> dict[str, int]:
@@ -136,26 +155,25 @@ class TokenTotals:
 
 
 def token_totals(session: Session) -> TokenTotals:
-    row = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(Result.input_tokens), 0),
-            func.coalesce(func.sum(Result.output_tokens), 0),
-            func.coalesce(func.sum(Result.cache_write_5m_tokens + Result.cache_write_1h_tokens), 0),
-            func.coalesce(func.sum(Result.cache_read_tokens), 0),
-            func.coalesce(func.sum(case((Result.duplicate.is_(True), 1), else_=0)), 0),
-        )
-    ).one()
-    return TokenTotals(*(int(v) for v in row))
+    kinds = summaries.by_kind(session)
+    every = summaries.add(list(kinds.values()))
+    duplicates = sum(t.results for k, t in kinds.items() if k.duplicate)
+    return TokenTotals(
+        every.results,
+        every.input_tokens,
+        every.output_tokens,
+        every.cache_write_tokens,
+        every.cache_read_tokens,
+        duplicates,
+    )
 
 
 def results_by_type(session: Session) -> dict[str, int]:
-    rows = session.execute(
-        select(Result.result_type, func.count())
-        .where(Result.duplicate.is_(False))
-        .group_by(Result.result_type)
-    )
-    return {kind: int(n) for kind, n in rows}
+    counts: dict[str, int] = {}
+    for kind, t in summaries.by_kind(session).items():
+        if not kind.duplicate:
+            counts[kind.result_type] = counts.get(kind.result_type, 0) + t.results
+    return counts
 
 
 # Results batchline could not take as the API sent them (error_type beside them).
@@ -165,14 +183,13 @@ BAD_RESULT_KINDS = ("malformed_result", "result_too_large", "result_refused")
 def bad_results(session: Session) -> dict[str, int]:
     """Results of bad data by kind: malformed, too large, refused by the database,
     and `unknown_request` (a batchline custom_id naming no request in SQL)."""
-    rows = session.execute(
-        select(Result.error_type, func.count())
-        .where(Result.error_type.in_(BAD_RESULT_KINDS))
-        .group_by(Result.error_type)
-    )
-    counts = {str(kind): int(n) for kind, n in rows}
-    unknown = session.scalar(select(func.count()).where(Result.request_id.is_(None)))
-    counts["unknown_request"] = int(unknown or 0)
+    counts: dict[str, int] = {}
+    unknown = 0
+    for kind, t in summaries.by_kind(session).items():
+        if kind.error_type in BAD_RESULT_KINDS:
+            counts[kind.error_type] = counts.get(kind.error_type, 0) + t.results
+        unknown += t.results if kind.orphan else 0
+    counts["unknown_request"] = unknown
     return counts
 
 
@@ -194,23 +211,34 @@ def list_batches(session: Session, state: str | None, limit: int) -> list[Batch]
     return list(session.scalars(stmt))
 
 
+def batch_members(batch_id: int) -> Any:
+    """Ids of the requests whose results came from this batch, or that sit in it:
+    a UNION of two index lookups (an OR of the two made PostgreSQL scan every request)."""
+    settled = select(Result.request_id).where(
+        Result.batch_id == batch_id, Result.duplicate.is_(False), Result.request_id.is_not(None)
+    )
+    return settled.union(select(Request.id).where(Request.batch_id == batch_id))
+
+
 def batch_request_states(session: Session, batch_id: int) -> dict[str, int]:
     """States of the requests whose results came from this batch, or that sit in it."""
     rows = session.execute(
         select(Request.state, func.count())
-        .where(
-            or_(
-                Request.batch_id == batch_id,
-                Request.id.in_(
-                    select(Result.request_id).where(
-                        Result.batch_id == batch_id, Result.duplicate.is_(False)
-                    )
-                ),
-            )
-        )
+        .where(Request.id.in_(batch_members(batch_id)))
         .group_by(Request.state)
     )
     return {state: int(n) for state, n in rows}
+
+
+def batch_requests(session: Session, batch_id: int, limit: int) -> list[tuple[str, str, int]]:
+    """The first `limit` requests of a batch by id: id, state, attempts."""
+    rows = session.execute(
+        select(Request.id, Request.state, Request.attempts)
+        .where(Request.id.in_(batch_members(batch_id)))
+        .order_by(Request.id)
+        .limit(limit)
+    )
+    return [(r[0], r[1], int(r[2])) for r in rows]
 
 
 def request_history(session: Session, request_id: str) -> list[Result]:
@@ -258,14 +286,8 @@ class CacheStats:
 
 
 def batch_cache_stats(session: Session, batch_id: int) -> CacheStats:
-    row = session.execute(
-        select(
-            func.coalesce(func.sum(Result.cache_write_5m_tokens + Result.cache_write_1h_tokens), 0),
-            func.coalesce(func.sum(Result.cache_read_tokens), 0),
-            func.coalesce(func.sum(Result.input_tokens), 0),
-        ).where(Result.batch_id == batch_id)
-    ).one()
-    return CacheStats(int(row[0]), int(row[1]), int(row[2]))
+    found = summaries.result_totals(session, ResultTotal.batch_id == batch_id)
+    return CacheStats(found.cache_write_tokens, found.cache_read_tokens, found.input_tokens)
 
 
 RESULTS_KEPT = timedelta(days=29)
@@ -291,6 +313,74 @@ def request_ids_by_tag(session: Session, name: str, value: str, limit: int = 1_0
             select(Request.id)
             .where(Request.tags[name].as_string() == value)
             .order_by(Request.created_at)
+            .limit(limit)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Settled:
+    """One recent result with its request: a sample row for the charts."""
+
+    enqueued_at: datetime
+    finished_at: datetime | None
+    prefix_hash: str | None
+    tags: dict[str, Any] | None
+    stats: CacheStats
+
+
+def latest_settled(session: Session, limit: int) -> list[Settled]:
+    """The latest `limit` results (by id: the primary key's order, no sort) and
+    their requests, each found by primary key. (Joined, PostgreSQL hashed every
+    request; an IN list of the ids cost more to bind than to run.)"""
+    latest = (
+        select(Result.request_id)
+        .where(Result.duplicate.is_(False), Result.request_id.is_not(None))
+        .order_by(Result.id.desc())
+        .limit(limit)
+    )
+    results = session.execute(
+        latest.with_only_columns(
+            Result.request_id,
+            Result.cache_write_5m_tokens + Result.cache_write_1h_tokens,
+            Result.cache_read_tokens,
+            Result.input_tokens,
+        )
+    ).all()
+    ids = latest.scalar_subquery()
+    among = (
+        Request.id == any_(func.array(ids))
+        if session.get_bind().dialect.name == "postgresql"
+        else Request.id.in_(ids)
+    )
+    found = session.execute(
+        select(
+            Request.id, Request.enqueued_at, Request.finished_at, Request.prefix_hash, Request.tags
+        ).where(among)
+    )
+    requests = {r[0]: r for r in found}
+    return [
+        Settled(
+            requests[r[0]][1],
+            requests[r[0]][2],
+            requests[r[0]][3],
+            requests[r[0]][4],
+            CacheStats(int(r[1]), int(r[2]), int(r[3])),
+        )
+        for r in results
+        if r[0] in requests
+    ]
+
+
+def newest_request_ids_by_tag(session: Session, name: str, value: str, limit: int) -> list[str]:
+    """Requests whose string tag `name` equals `value`, newest first: ids begin with
+    their enqueue time, so the primary key walks back from the newest and stops at
+    `limit` (a common tag is found at once; a rare one still reads far back)."""
+    return list(
+        session.scalars(
+            select(Request.id)
+            .where(Request.tags[name].as_string() == value)
+            .order_by(Request.id.desc())
             .limit(limit)
         )
     )

@@ -6,15 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import Connection, case, func, or_, select, update
+from sqlalchemy import Connection, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from batchline.domain.cost import Usage
 from batchline.domain.states import BatchState, RequestState
-from batchline.models import Batch, Control, Request, Result
+from batchline.models import Batch, Control, Request
 
 CAP_LOCK = "spend_cap_lock"
 # A batch in these states may still be billed, so its worst case stays reserved;
@@ -34,26 +32,6 @@ def lock_cap(session: Session, now: datetime) -> None:
         .values(name=CAP_LOCK, value=None, updated_at=now)
         .on_conflict_do_update(index_elements=[Control.name], set_={"updated_at": now})
     )
-
-
-def spent_since(session: Session, since: datetime) -> tuple[Decimal, Usage]:
-    """Priced spend since `since`, and the tokens of succeeded results with no price."""
-    unpriced = (Result.cost_usd.is_(None)) & (Result.result_type == "succeeded")
-
-    def tokens(column: Any) -> Any:
-        return func.coalesce(func.sum(case((unpriced, column), else_=0)), 0)
-
-    row = session.execute(
-        select(
-            func.coalesce(func.sum(Result.cost_usd), 0),
-            tokens(Result.input_tokens),
-            tokens(Result.output_tokens),
-            tokens(Result.cache_write_5m_tokens),
-            tokens(Result.cache_write_1h_tokens),
-            tokens(Result.cache_read_tokens),
-        ).where(Result.created_at >= since)
-    ).one()
-    return Decimal(str(row[0])), Usage(*(int(x) for x in row[1:]))
 
 
 def reserved(session: Session) -> Decimal:

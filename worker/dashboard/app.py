@@ -30,9 +30,9 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from batchline import control
-from batchline.adapters import maintenance
+from batchline.adapters import maintenance, queries
 from batchline.adapters.sql import controls as controls_sql
-from batchline.dashboard import charts, data
+from batchline.dashboard import charts, data, series
 from batchline.database import READ_ONLY, make_engine, make_session_factory, session_scope
 from batchline.settings import Settings
 
@@ -104,13 +104,18 @@ class Dashboard:
     def render(self, request: Request, page: str, status: int = 200, **context: Any) -> Response:
         """The whole page, or with ?fragment=1 only its live part (what the script swaps in)."""
         template = self.templates.get_template(page)
+        # Pages without a live part (confirmation, not found) are not refreshed.
+        live = "live" in template.blocks
         context.update(
+            live=live,
             request=request,
             refresh=self.settings.dashboard_refresh_seconds,
             now=datetime.now(UTC),
             flash=request.query_params.get("done"),
         )
         if request.query_params.get("fragment") == "1":
+            if not live:
+                return PlainTextResponse("this page has no live part", 404)
             block = template.blocks["live"]
             html = "".join(block(template.new_context(context)))
             return HTMLResponse(html, status_code=status)
@@ -118,9 +123,12 @@ class Dashboard:
 
     def overview(self, request: Request) -> Response:
         with self.session() as session:
-            view = data.overview(session, self.settings, datetime.now(UTC))
-            finish = data.histogram(data.finish_times(session))
-        return self.render(request, "overview.html", o=view, finish=finish)
+            now = datetime.now(UTC)
+            view = data.overview(session, self.settings, now)
+            recent = [b.id for b in queries.list_batches(session, None, series.BATCHES)]
+            found = series.series(session, now, request.query_params.get("tag"), recent)
+        finish = data.histogram(found.finish_seconds)
+        return self.render(request, "overview.html", o=view, s=found, finish=finish)
 
     def batches(self, request: Request) -> Response:
         state = request.query_params.get("state") or None

@@ -14,11 +14,10 @@ from typing import Any
 
 import orjson
 import redis
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from batchline import ledger
-from batchline.adapters import queries
+from batchline.adapters import queries, summaries
 from batchline.adapters.intake import RedisIntakeStream
 from batchline.adapters.sql import controls as controls_sql
 from batchline.adapters.sql import rows as rows_sql
@@ -138,27 +137,7 @@ def batch_page(session: Session, batch_id: int) -> BatchPage | None:
     batch = rows_sql.get_batch(session, batch_id)
     if batch is None:
         return None
-    errors = {
-        str(kind or "-"): int(n)
-        for kind, n in session.execute(
-            select(Result.error_type, func.count())
-            .where(Result.batch_id == batch_id, Result.result_type != "succeeded")
-            .group_by(Result.error_type)
-        )
-    }
-    cost = session.scalar(
-        select(func.coalesce(func.sum(Result.cost_usd), 0)).where(Result.batch_id == batch_id)
-    )
-    in_it = or_(
-        Request.batch_id == batch_id,
-        Request.id.in_(select(Result.request_id).where(Result.batch_id == batch_id)),
-    )
-    rows = session.execute(
-        select(Request.id, Request.state, Request.attempts)
-        .where(in_it)
-        .order_by(Request.id)
-        .limit(PAGE)
-    )
+    totals = summaries.totals_by_batch(session, [batch_id]).get(batch_id, summaries.Totals())
     stages = [
         ("planned", batch.created_at),
         ("create sent", batch.submit_started_at),
@@ -171,11 +150,13 @@ def batch_page(session: Session, batch_id: int) -> BatchPage | None:
     return BatchPage(
         batch,
         queries.batch_request_states(session, batch_id),
-        queries.batch_cache_stats(session, batch_id),
-        errors,
-        Decimal(str(cost)),
+        queries.CacheStats(
+            totals.cache_write_tokens, totals.cache_read_tokens, totals.input_tokens
+        ),
+        summaries.errors_of_batch(session, batch_id),
+        totals.cost_usd,
         stages,
-        [(r[0], r[1], int(r[2])) for r in rows],
+        queries.batch_requests(session, batch_id, PAGE),
     )
 
 
@@ -194,17 +175,15 @@ def find_requests(session: Session, query: str) -> list[str]:
         return []
     if "=" in query:
         name, _, value = query.partition("=")
-        return queries.request_ids_by_tag(session, name.strip(), value.strip(), PAGE)
+        return queries.newest_request_ids_by_tag(session, name.strip(), value.strip(), PAGE)
     found: list[str] = []
     if session.get(Request, query) is not None:
         found.append(query)
     by_key = queries.request_id_for_key(session, query)
     if by_key is not None and by_key not in found:
         found.append(by_key)
-    by_custom = session.scalars(
-        select(Result.request_id).where(Result.custom_id == query).limit(PAGE)
-    )
-    found.extend(r for r in by_custom if r is not None and r not in found)
+    by_custom = queries.request_ids_for_custom_id(session, query, PAGE)
+    found.extend(r for r in by_custom if r not in found)
     return found
 
 
@@ -212,7 +191,7 @@ def request_page(session: Session, request_id: str) -> RequestPage | None:
     view = queries.request_view(session, request_id)
     if view is None:
         return None
-    params = session.scalar(select(Request.params).where(Request.id == request_id)) or "{}"
+    params = queries.request_params(session, request_id) or "{}"
     pretty = orjson.dumps(orjson.loads(params), option=orjson.OPT_INDENT_2).decode()
     result = None
     if view.state in ("succeeded", "failed", "canceled", "expired"):
@@ -220,17 +199,6 @@ def request_page(session: Session, request_id: str) -> RequestPage | None:
         sdk = to_sdk_result(view.state, view.last_error, found)
         result = orjson.dumps(sdk.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode()
     return RequestPage(view, pretty, queries.request_history(session, request_id), result)
-
-
-def finish_times(session: Session, limit: int = 10_000) -> list[float]:
-    """Seconds from enqueue to final for the latest finished requests (a sample)."""
-    rows = session.execute(
-        select(Request.enqueued_at, Request.finished_at)
-        .where(Request.finished_at.is_not(None))
-        .order_by(Request.finished_at.desc())
-        .limit(limit)
-    )
-    return [max(0.0, (f - e).total_seconds()) for e, f in rows if f is not None]
 
 
 def histogram(values: list[float], buckets: int = 12) -> list[tuple[str, float]]:
