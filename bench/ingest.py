@@ -30,6 +30,7 @@ from batchline.domain.states import BatchState, RequestState
 from batchline.models import Batch, Request
 from batchline.runtime import freeze_long_lived_objects
 from batchline.settings import Settings
+from bench import floors
 from bench.data import file_chunks, write_results_file
 from bench.environment import fresh_database, quiesce_database
 from bench.isolate import in_child, peak_memory
@@ -204,6 +205,18 @@ def measure_floor(case: Case) -> dict[str, float]:
     return {"seconds": seconds}
 
 
+def measure_physical(case: Case, column_type: str) -> dict[str, float]:
+    """In a fresh process: orjson-decode every line (its custom_id is the key) and
+    COPY (custom_id, the line's bytes) into a table with only a primary key."""
+    as_text = column_type == "text"
+
+    def rows() -> Iterator[tuple[str, Any]]:
+        for line in _lines(case.results_path):
+            yield orjson.loads(line)["custom_id"], line.decode() if as_text else line
+
+    return {"seconds": floors.load_pk_only(case.database_url, rows(), column_type)}
+
+
 def _lines(path: Path) -> Iterator[bytes]:
     pending = b""
     for chunk in file_chunks(path):
@@ -292,28 +305,49 @@ def run(
     quiesce_database(database_url)
     floor = in_child(measure_floor, big)
     quiesce_database(database_url)
+    plain = in_child(measure_physical, big, "text")
+    quiesce_database(database_url)
+    stored = in_child(measure_physical, big, "bytea")
+    quiesce_database(database_url)
     ours = in_child(measure_batchline, big)
     rate = count / ours["seconds"]
     name = f"ingest {count:,} results ({label})"
+    emit(Figure(name, rate, "results/s", note=f"{size / 1e6:.0f} MB of JSONL"))
+    emit(Figure(f"  seconds ({label})", ours["seconds"], "s"))
+    load = "COPY" if label == "postgresql" else "executemany"
     emit(
         Figure(
-            name,
-            rate,
-            "results/s",
-            at_least(50_000) if targets else None,
-            f"{size / 1e6:.0f} MB of JSONL",
+            f"  physical floor: orjson + {load} into a PK-only table, text ({label})",
+            plain["seconds"],
+            "s",
         )
     )
-    emit(Figure(f"  seconds ({label})", ours["seconds"], "s"))
-    floor_name = "orjson + COPY" if label == "postgresql" else "orjson + executemany"
-    emit(Figure(f"  floor: {floor_name} ({label})", floor["seconds"], "s"))
     emit(
         Figure(
-            f"  batchline / floor ({label})",
-            ours["seconds"] / floor["seconds"],
-            "ratio",
-            at_most(2.0) if targets else None,
+            f"  physical floor: orjson + {load} into a PK-only table, bytea ({label})",
+            stored["seconds"],
+            "s",
+            note="the type results.line is stored in",
         )
+    )
+    emit(
+        Figure(
+            f"  schema floor: orjson + {load} into results ({label})",
+            floor["seconds"],
+            "s",
+            note="its indexes and foreign keys: a design choice, not a limit",
+        )
+    )
+    emit(
+        Figure(
+            f"  batchline rate / physical text floor's ({label})",
+            plain["seconds"] / ours["seconds"],
+            "ratio",
+            at_least(0.5) if targets else None,
+        )
+    )
+    emit(
+        Figure(f"  batchline / schema floor ({label})", ours["seconds"] / floor["seconds"], "ratio")
     )
     little = Case(database_url, workdir / f"results-{small}.jsonl", small)
     prepare(little)
