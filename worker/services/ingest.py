@@ -77,6 +77,7 @@ class IngestReport:
         self.new_results += other.new_results
         self.duplicates += other.duplicates
         self.foreign += other.foreign
+        self.unknown_requests += other.unknown_requests
         for state, n in other.settled.items():
             self.settled[state] += n
 
@@ -345,8 +346,9 @@ def _settle(
     moved = ingest_sql.settle_attempts(session, batch_id, succeeded, RequestState.SUCCEEDED, now)
     report.settled[RequestState.SUCCEEDED.value] += len(moved)
     final = list(moved)
+    # (custom_id, request_id) of results that move nothing: settled elsewhere, or unknown.
     stale = [
-        p.custom_id
+        (p.custom_id, ref.request_id)
         for p, ref in fresh
         if p.result_type == "succeeded" and ref.request_id not in moved
     ]
@@ -362,7 +364,7 @@ def _settle(
             or member.batch_id != batch_id
             or member.attempts != ref.attempt
         ):
-            stale.append(parsed.custom_id)
+            stale.append((parsed.custom_id, ref.request_id))
             continue
         outcome = decide(
             "errored" if parsed.result_type == "malformed" else parsed.result_type,
@@ -376,10 +378,11 @@ def _settle(
             pause_reason = f"batch {batch_id}: {parsed.error_type}: {parsed.error_message}"
         error = _error_text(parsed)
         groups[(outcome.next_state, not outcome.pause_submission, error)].append(ref.request_id)
-    if stale:
+    duplicates = _without_unknown(session, batch_id, stale, report)
+    if duplicates:
         # Results for requests already settled elsewhere: a duplicate, paid for.
-        ingest_sql.mark_duplicates(session, batch_id, stale)
-        report.duplicates += len(stale)
+        ingest_sql.mark_duplicates(session, batch_id, duplicates)
+        report.duplicates += len(duplicates)
     if pause_reason is not None:
         controls_sql.pause_submission(session, pause_reason, now)
     for (state, charge, error), ids in groups.items():
@@ -388,6 +391,31 @@ def _settle(
         if state in TERMINAL_REQUEST_STATES:
             final.extend(moved_ids)
     return final
+
+
+def _without_unknown(
+    session: Session, batch_id: int, stale: list[tuple[str, str]], report: IngestReport
+) -> list[str]:
+    """The custom_ids of `stale` whose request exists. A result naming no request
+    in SQL is kept without one (paid for, so counted), settles nothing, and is
+    no duplicate. No foreign key catches it at the insert (see models.tables):
+    this check costs nothing when every result moved its request, the usual case."""
+    if not stale:
+        return []
+    known = intake_sql.existing_request_ids(session, [r for _, r in stale])
+    unknown = [c for c, r in stale if r not in known]
+    if unknown:
+        log.error(
+            "batch %d: %d results name no known request, e.g. %s",
+            batch_id,
+            len(unknown),
+            unknown[0],
+            extra={"batch_id": batch_id},
+        )
+        ingest_sql.forget_requests(session, batch_id, unknown)
+        report.unknown_requests += len(unknown)
+        report.new_results -= len(unknown)
+    return [c for c, r in stale if r in known]
 
 
 def _error_text(parsed: ParsedResult) -> str | None:
