@@ -126,7 +126,8 @@ def emulator_process(processing_seconds: float = 0.0) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        # Generous: on a loaded shared machine the interpreter alone can take 30 s to start.
+        deadline = time.monotonic() + 120
         while True:
             try:
                 if httpx2.get(f"{url}/_emulator/faults", timeout=1).status_code == 200:

@@ -30,6 +30,7 @@ from batchline.domain.states import BatchState, RequestState
 from batchline.models import Batch, Request
 from batchline.runtime import freeze_long_lived_objects
 from batchline.settings import Settings
+from bench import floors
 from bench.data import file_chunks, write_results_file
 from bench.environment import fresh_database, quiesce_database
 from bench.isolate import in_child, peak_memory
@@ -204,6 +205,21 @@ def measure_floor(case: Case) -> dict[str, float]:
     return {"seconds": seconds}
 
 
+def measure_physical(case: Case) -> dict[str, float]:
+    """In a fresh process: orjson-decode every line (its custom_id is the key) and
+    COPY (custom_id, the line's bytes) into a table with only a primary key, as
+    text and then as bytea (one process for both: a spawn costs seconds here)."""
+
+    def rows(as_text: bool) -> Iterator[tuple[str, Any]]:
+        for line in _lines(case.results_path):
+            yield orjson.loads(line)["custom_id"], line.decode() if as_text else line
+
+    url = case.database_url
+    text_seconds = floors.load_pk_only(url, rows(True), "text")
+    quiesce_database(url)
+    return {"text": text_seconds, "bytea": floors.load_pk_only(url, rows(False), "bytea")}
+
+
 def _lines(path: Path) -> Iterator[bytes]:
     pending = b""
     for chunk in file_chunks(path):
@@ -292,28 +308,47 @@ def run(
     quiesce_database(database_url)
     floor = in_child(measure_floor, big)
     quiesce_database(database_url)
+    physical = in_child(measure_physical, big)
+    quiesce_database(database_url)
     ours = in_child(measure_batchline, big)
     rate = count / ours["seconds"]
     name = f"ingest {count:,} results ({label})"
+    emit(Figure(name, rate, "results/s", note=f"{size / 1e6:.0f} MB of JSONL"))
+    emit(Figure(f"  seconds ({label})", ours["seconds"], "s"))
+    load = "COPY" if label == "postgresql" else "executemany"
     emit(
         Figure(
-            name,
-            rate,
-            "results/s",
-            at_least(50_000) if targets else None,
-            f"{size / 1e6:.0f} MB of JSONL",
+            f"  physical floor: orjson + {load} into a PK-only table, text ({label})",
+            physical["text"],
+            "s",
         )
     )
-    emit(Figure(f"  seconds ({label})", ours["seconds"], "s"))
-    floor_name = "orjson + COPY" if label == "postgresql" else "orjson + executemany"
-    emit(Figure(f"  floor: {floor_name} ({label})", floor["seconds"], "s"))
     emit(
         Figure(
-            f"  batchline / floor ({label})",
-            ours["seconds"] / floor["seconds"],
-            "ratio",
-            at_most(2.0) if targets else None,
+            f"  physical floor: orjson + {load} into a PK-only table, bytea ({label})",
+            physical["bytea"],
+            "s",
+            note="the type results.line is stored in",
         )
+    )
+    emit(
+        Figure(
+            f"  schema floor: orjson + {load} into results ({label})",
+            floor["seconds"],
+            "s",
+            note="its indexes and foreign keys: a design choice, not a limit",
+        )
+    )
+    emit(
+        Figure(
+            f"  batchline rate / physical text floor's ({label})",
+            physical["text"] / ours["seconds"],
+            "ratio",
+            at_least(0.5) if targets else None,
+        )
+    )
+    emit(
+        Figure(f"  batchline / schema floor ({label})", ours["seconds"] / floor["seconds"], "ratio")
     )
     little = Case(database_url, workdir / f"results-{small}.jsonl", small)
     prepare(little)

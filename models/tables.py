@@ -41,7 +41,9 @@ class Request(Base):
     __tablename__ = "requests"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # Unique where set (a partial index: most requests have none, and a NULL entry
+    # would be one more index write on every insert and every state move).
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
     state: Mapped[str] = mapped_column(String(16), default=RequestState.QUEUED)
     # The request body exactly as enqueued: opaque to batchline, sent verbatim,
     # so it is kept as text rather than re-encoded through JSONB.
@@ -56,10 +58,11 @@ class Request(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     # The share-tag value it shares capacity by, fixed at intake; '' when none.
     share_key: Mapped[str] = mapped_column(String(200), default="", server_default="")
-    # The batch holding the request while it is in_batch.
-    batch_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("batches.id", ondelete="SET NULL")
-    )
+    # The batch holding the request while it is in_batch. No foreign key: the
+    # batch is created in the transaction that fills it, and a batch is purged
+    # only once no request names it; a key check per row cost assembly about a
+    # fifth of its time (see bench/README.md).
+    batch_id: Mapped[int | None] = mapped_column(BigId)
     # Batch memberships so far; with the id it makes the custom_id unique.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Attempts that used up a retry (billing errors and never-created batches do not).
@@ -83,6 +86,13 @@ class Request(Base):
         CheckConstraint(_one_of("state", [s.value for s in RequestState]), name="state"),
         CheckConstraint("attempts >= charged_attempts AND charged_attempts >= 0", name="attempts"),
         CheckConstraint("(state = 'in_batch') = (batch_id IS NOT NULL)", name="batch_membership"),
+        Index(
+            "uq_requests_idempotency_key",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
         # Partial indexes: a request leaves each as it moves on, so settling the
         # many requests of a batch touches few index entries (see bench/README.md).
         Index(
@@ -193,13 +203,13 @@ class Result(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     # NULL for a result obtained through the synchronous fallback (via = 'sync').
-    batch_id: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("batches.id", ondelete="CASCADE")
-    )
+    # No foreign keys on batch_id and request_id: checking them row by row doubled
+    # the cost of writing results (see bench/README.md). Ingestion stores
+    # request_id only for a request it found (else NULL), and the purge deletes a
+    # request's results with it.
+    batch_id: Mapped[int | None] = mapped_column(BigId)
     custom_id: Mapped[str] = mapped_column(String(64))
-    request_id: Mapped[str | None] = mapped_column(
-        String(32), ForeignKey("requests.id", ondelete="CASCADE")
-    )
+    request_id: Mapped[str | None] = mapped_column(String(32))
     attempt: Mapped[int] = mapped_column(Integer)
     # succeeded | errored | canceled | expired, or 'malformed' for a line batchline
     # could not read (recorded as that request's failure).

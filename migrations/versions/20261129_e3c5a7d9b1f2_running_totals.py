@@ -1,7 +1,7 @@
 """running totals of requests and results kept by triggers; snapshots over time
 
 Revision ID: e3c5a7d9b1f2
-Revises: e4c8d2a6b190
+Revises: a4c8f2e61b07
 Create Date: 2026-11-29 20:30:00.000000
 
 Status, the Prometheus scrape and the dashboard showed counts and sums that
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "e3c5a7d9b1f2"
-down_revision: str | None = "e4c8d2a6b190"
+down_revision: str | None = "a4c8f2e61b07"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

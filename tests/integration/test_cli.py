@@ -18,6 +18,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 from prometheus_client import generate_latest
+from sqlalchemy import text
 
 from batchline.cli import cli
 from batchline.emulator import EmulatorServer
@@ -254,6 +255,9 @@ def test_cli__cancel_and_purge(runner: CliRunner, on_emulator: Emulated) -> None
         runner, "purge", "--older-than", "0", "--yes"
     )
     assert "requests" in invoke(runner, "status") and "canceled" not in invoke(runner, "status")
+    # No foreign key cascades: the purge itself deletes the purged requests' results.
+    with pipeline.sessions() as session:
+        assert session.scalar(text("SELECT count(*) FROM results")) == 0
 
 
 def test_cli__doctor_passes_then_catches_eviction_policy(

@@ -6,6 +6,7 @@ each invariant of DESIGN.md can be checked at the exact moment it matters.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -487,3 +488,28 @@ def test_assemble__requests_with_different_betas_never_share_a_batch(
     clock.advance(5)
     end_and_ingest(pipeline, memory_api)
     assert {h.result(timeout=1).type for h in plain + beta} == {"succeeded"}
+
+
+def test_poll__a_new_batch_is_looked_at_soon_then_less_often(
+    pipeline: Pipeline,
+    producer: Callable[[Pipeline], Producer],
+    clock: Clock,
+) -> None:
+    interval = 30.0
+    pipeline = dataclasses.replace(
+        pipeline, settings=pipeline.settings.replace(poll_interval_seconds=interval)
+    )
+    producer(pipeline).enqueue_many([PARAMS])
+    [batch_id] = to_sql_and_submit(pipeline)
+    gaps = []
+    for _ in range(12):
+        with pipeline.sessions() as session:
+            due = session.scalar(select(Batch.next_poll_at).where(Batch.id == batch_id))
+        assert due is not None
+        gaps.append((due - clock.now).total_seconds())
+        clock.now = due
+        assert poll.lease_due_polls(pipeline) == [batch_id]
+        assert poll.poll_batch(pipeline, batch_id) is False
+    # One second after creation, then gaps of half the batch's age, up to the interval.
+    assert gaps[:5] == [1.0, 1.0, 1.0, 1.5, 2.25]
+    assert gaps == sorted(gaps) and gaps[-1] == interval

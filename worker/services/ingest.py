@@ -48,6 +48,7 @@ from batchline.prices import load_prices
 from batchline.services.context import Pipeline
 from batchline.services.ingest_lease import DeadlinePassed, DownloadStopped, IngestLease
 from batchline.services.isolate import one_line, store_isolating
+from batchline.services.read_ahead import read_ahead
 from batchline.services.settle import Settled, settle_missing, settle_results
 
 log = logging.getLogger("batchline.ingest")
@@ -75,6 +76,8 @@ class IngestReport:
 
     def add_settled(self, settled: Settled) -> None:
         self.duplicates += settled.duplicates
+        self.unknown_requests += settled.unknown
+        self.new_results -= settled.unknown
         for state, n in settled.by_state.items():
             self.settled[state] += n
 
@@ -82,6 +85,7 @@ class IngestReport:
         self.new_results += other.new_results
         self.duplicates += other.duplicates
         self.foreign += other.foreign
+        self.unknown_requests += other.unknown_requests
         for state, n in other.settled.items():
             self.settled[state] += n
 
@@ -100,8 +104,16 @@ def ingest_batch(pipeline: Pipeline, batch_id: int) -> IngestReport | None:
     try:
         with pipeline.api.results(remote_id) as chunks:
             lines = iter_lines(_watched(chunks, lease, deadline), settings.max_result_line_bytes)
-            for part in _batched(lines, settings.ingest_chunk, CHUNK_BYTES):
-                _ingest_chunk(pipeline, batch_id, part, report, owner)
+            limit = settings.max_result_line_bytes
+
+            def parse(part: list[bytes | Overlong]) -> list[Item]:
+                report.lines += len(part)
+                return _parse(part, report, limit, owner)
+
+            # The next chunk is read and parsed while this one is written.
+            chunked = _batched(lines, settings.ingest_chunk, CHUNK_BYTES)
+            for parsed in read_ahead(chunked, parse):
+                _store_chunk(pipeline, batch_id, parsed, report, owner)
                 lease.keep()
     except (ApiFailure, DownloadStopped) as exc:
         if not _download_failed(lease, batch_id, remote_id, report, exc):
@@ -199,16 +211,9 @@ def _owner(pipeline: Pipeline, batch_id: int) -> Owner:
         return Owner(name, planned=batch.origin == "planned")
 
 
-def _ingest_chunk(
-    pipeline: Pipeline,
-    batch_id: int,
-    lines: list[bytes | Overlong],
-    report: IngestReport,
-    owner: Owner,
+def _store_chunk(
+    pipeline: Pipeline, batch_id: int, parsed: list[Item], report: IngestReport, owner: Owner
 ) -> None:
-    report.lines += len(lines)
-    parsed = _parse(lines, report, pipeline.settings.max_result_line_bytes, owner)
-
     def one_refused(item: Item, exc: Exception) -> None:
         _store_refused(pipeline, batch_id, item, exc, report, owner)
 

@@ -8,6 +8,7 @@ over stops at its next read instead of running beside the new one.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime, timedelta
 
@@ -38,6 +39,8 @@ class IngestLease:
         self._length = timedelta(seconds=pipeline.settings.ingest_lease_seconds)
         self.until = until
         self._renewed = time.monotonic()
+        # Kept from two threads (the read-ahead reader and the writer): one renews at a time.
+        self._keeping = threading.Lock()
 
     @classmethod
     def take(cls, pipeline: Pipeline, batch_id: int) -> tuple[IngestLease, str] | None:
@@ -55,14 +58,17 @@ class IngestLease:
 
     def keep(self) -> None:
         """Renew once a third of the lease has passed; raise if another worker holds it."""
-        if time.monotonic() - self._renewed < self._length.total_seconds() / 3:
-            return
-        until = self._pipeline.clock() + self._length
-        with self._pipeline.sessions.begin() as session:
-            held = ingest_lease_sql.extend_ingest_lease(session, self._batch_id, self.until, until)
-        if not held:
-            raise DownloadStopped("another worker took the ingestion lease")
-        self.until, self._renewed = until, time.monotonic()
+        with self._keeping:
+            if time.monotonic() - self._renewed < self._length.total_seconds() / 3:
+                return
+            until = self._pipeline.clock() + self._length
+            with self._pipeline.sessions.begin() as session:
+                held = ingest_lease_sql.extend_ingest_lease(
+                    session, self._batch_id, self.until, until
+                )
+            if not held:
+                raise DownloadStopped("another worker took the ingestion lease")
+            self.until, self._renewed = until, time.monotonic()
 
     def back_off(self) -> None:
         """Leave the batch for about half a lease, without holding a download slot."""

@@ -9,6 +9,7 @@ from batchline.adapters.batch_api import ApiFailure
 from batchline.adapters.sql import ingest_lease as ingest_lease_sql
 from batchline.adapters.sql import poll as poll_sql
 from batchline.adapters.sql import rows as rows_sql
+from batchline.domain.polling import next_poll_delay
 from batchline.domain.retry import Action, decide
 from batchline.domain.states import BatchState
 from batchline.services.context import Pipeline
@@ -29,7 +30,7 @@ def poll_batch(pipeline: Pipeline, batch_id: int) -> bool:
         if batch is None or batch.state != BatchState.SUBMITTED or batch.remote_id is None:
             return batch is not None and batch.state == BatchState.ENDED
         remote_id, cancel = batch.remote_id, batch.cancel_requested
-        status = batch.processing_status
+        status, submitted_at = batch.processing_status, batch.submitted_at
     try:
         if cancel and status == "in_progress":
             remote = pipeline.api.cancel(remote_id)
@@ -41,7 +42,9 @@ def poll_batch(pipeline: Pipeline, batch_id: int) -> bool:
     except ApiFailure as exc:
         return _failed(pipeline, batch_id, remote_id, exc)
     now = pipeline.clock()
-    next_poll = now + timedelta(seconds=pipeline.settings.poll_interval_seconds)
+    age = (now - submitted_at).total_seconds() if submitted_at is not None else float("inf")
+    delay = next_poll_delay(age, pipeline.settings.poll_interval_seconds)
+    next_poll = now + timedelta(seconds=delay)
     with pipeline.sessions.begin() as session:
         poll_sql.record_poll(session, batch_id, remote, now, next_poll)
     if remote.ended:

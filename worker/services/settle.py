@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from batchline.adapters.sql import controls as controls_sql
 from batchline.adapters.sql import ingest as ingest_sql
+from batchline.adapters.sql import intake as intake_sql
 from batchline.domain.custom_ids import RequestRef
 from batchline.domain.results import ParsedResult
 from batchline.domain.retry import Decision, Failure, decide, result_failure
@@ -38,6 +39,8 @@ class Settled:
     by_state: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     duplicates: int = 0
     final: list[str] = field(default_factory=list)
+    # Results naming no request in SQL: kept without one, settling nothing.
+    unknown: int = 0
 
 
 def settle_results(
@@ -54,17 +57,19 @@ def settle_results(
     moved = ingest_sql.settle_attempts(session, batch_id, succeeded, RequestState.SUCCEEDED, now)
     out.by_state[RequestState.SUCCEEDED.value] += len(moved)
     out.final.extend(moved)
+    # (custom_id, request_id) of results that move nothing: settled elsewhere, or unknown.
     stale = [
-        p.custom_id
+        (p.custom_id, ref.request_id)
         for p, ref in fresh
         if p.result_type == "succeeded" and ref.request_id not in moved
     ]
     failed = [(p, ref) for p, ref in fresh if p.result_type != "succeeded"]
     groups, pause_reason = _decide_failures(session, batch_id, failed, stale)
-    if stale:
+    duplicates = _without_unknown(session, batch_id, stale, out)
+    if duplicates:
         # Results for requests already settled elsewhere: a duplicate, paid for.
-        ingest_sql.mark_duplicates(session, batch_id, stale)
-        out.duplicates += len(stale)
+        ingest_sql.mark_duplicates(session, batch_id, duplicates)
+        out.duplicates += len(duplicates)
     if pause_reason is not None:
         controls_sql.pause_submission(session, pause_reason, now)
     for (state, charge, error), ids in groups.items():
@@ -79,7 +84,7 @@ def _decide_failures(
     session: Session,
     batch_id: int,
     failed: Sequence[tuple[ParsedResult, RequestRef]],
-    stale: list[str],
+    stale: list[tuple[str, str]],
 ) -> tuple[dict[Group, list[str]], str | None]:
     """The policy's decision for each failed result, grouped, and why submission
     must pause (if one says so). Results whose request moved on join `stale`."""
@@ -94,7 +99,7 @@ def _decide_failures(
             or member.batch_id != batch_id
             or member.attempts != ref.attempt
         ):
-            stale.append(parsed.custom_id)
+            stale.append((parsed.custom_id, ref.request_id))
             continue
         kind = result_failure(parsed.result_type, parsed.error_type)
         assert kind is not None  # successes were settled above
@@ -103,6 +108,30 @@ def _decide_failures(
             pause_reason = f"batch {batch_id}: {parsed.error_type}: {parsed.error_message}"
         groups[_group(decision, _error_text(parsed))].append(ref.request_id)
     return groups, pause_reason
+
+
+def _without_unknown(
+    session: Session, batch_id: int, stale: list[tuple[str, str]], out: Settled
+) -> list[str]:
+    """The custom_ids of `stale` whose request exists. A result naming no request
+    in SQL is kept without one (paid for, so counted), settles nothing, and is
+    no duplicate. No foreign key catches it at the insert (see models.tables):
+    this check costs nothing when every result moved its request, the usual case."""
+    if not stale:
+        return []
+    known = intake_sql.existing_request_ids(session, [r for _, r in stale])
+    unknown = [c for c, r in stale if r not in known]
+    if unknown:
+        log.error(
+            "batch %d: %d results name no known request, e.g. %s",
+            batch_id,
+            len(unknown),
+            unknown[0],
+            extra={"batch_id": batch_id},
+        )
+        ingest_sql.forget_requests(session, batch_id, unknown)
+        out.unknown += len(unknown)
+    return [c for c, r in stale if r in known]
 
 
 def settle_missing(session: Session, batch_id: int, now: datetime) -> int:

@@ -17,6 +17,7 @@ from batchline.adapters.sql import rows as rows_sql
 from batchline.adapters.sql import submit as submit_sql
 from batchline.database import READ_ONLY
 from batchline.domain.pauses import describe as describe_pause
+from batchline.domain.polling import next_poll_delay
 from batchline.domain.retry import Action, Decision, Failure, decide
 from batchline.domain.states import BatchMoves
 from batchline.services import capacity
@@ -93,7 +94,9 @@ def _worst_case(pipeline: Pipeline, batch_id: int) -> Decimal | str:
 
 def _created(pipeline: Pipeline, batch_id: int, remote: RemoteBatch) -> str:
     now = pipeline.clock()
-    next_poll = now + timedelta(seconds=pipeline.settings.poll_interval_seconds)
+    # Soon, then backing off (domain.polling): a batch that ends quickly is seen quickly.
+    first = next_poll_delay(0.0, pipeline.settings.poll_interval_seconds)
+    next_poll = now + timedelta(seconds=first)
     with pipeline.sessions.begin() as session:
         if reconcile_sql.known_remote_ids(session, [remote.id]):
             # An answer so late the reconciler found its batch first: that batch's

@@ -89,6 +89,16 @@ def mark_duplicates(session: Session, batch_id: int, custom_ids: Sequence[str]) 
         )
 
 
+def forget_requests(session: Session, batch_id: int, custom_ids: Sequence[str]) -> None:
+    """These results name no known request: kept, but pointing at none."""
+    for part in chunks(list(custom_ids)):
+        session.execute(
+            update(Result)
+            .where(Result.batch_id == batch_id, among(session, Result.custom_id, part))
+            .values(request_id=None)
+        )
+
+
 def settle_requests(
     session: Session,
     batch_id: int,
