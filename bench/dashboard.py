@@ -20,7 +20,7 @@ from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from batchline.adapters import queries
-from batchline.cli_ops import render_status, status_document
+from batchline.cli.status import render_status, status_document
 from batchline.dashboard.app import create_app
 from batchline.database import make_engine, session_scope
 from batchline.domain.custom_ids import new_request_id

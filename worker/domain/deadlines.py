@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from batchline.domain.validation import InvalidRequest
+from batchline.domain.invalid import InvalidRequest
 
 # What `deadline=` takes: a datetime, a timedelta, seconds from now, or None.
 Deadline = datetime | timedelta | float | int | None

@@ -15,6 +15,9 @@ from typing import Any
 
 import orjson
 
+from batchline.domain.deadlines import check_deadline_epoch
+from batchline.domain.invalid import InvalidRequest as InvalidRequest
+
 # Sampling parameters the API reference still documents though recent SDK types
 # dropped them; accepted (the emulator does too) when they are numbers.
 SAMPLING_PARAMS = frozenset({"temperature", "top_p", "top_k"})
@@ -36,10 +39,6 @@ _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")
 # anthropic-beta names ("context-management-2025-06-27"): short, header-safe, no commas.
 _BETA_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 MAX_BETAS = 20
-
-
-class InvalidRequest(ValueError):
-    """The request cannot be enqueued; the message says why."""
 
 
 @cache
@@ -165,9 +164,6 @@ def check_entry_meta(meta: object) -> dict[str, Any]:
     ):
         raise InvalidRequest("max_attempts must be an integer from 1 to 100")
     if meta.get("deadline") is not None:
-        # Imported here: batchline.domain.deadlines imports this module.
-        from batchline.domain.deadlines import check_deadline_epoch
-
         check_deadline_epoch(meta["deadline"])
     return meta
 
