@@ -28,6 +28,7 @@ RECORDING_SOURCES = (
     "tests/integration/test_pipeline.py",
     "tests/integration/test_pipeline_moves.py",
     "tests/integration/test_pipeline_on_emulator.py",
+    "tests/integration/test_fallback.py",
     "tests/unit/test_state_machine.py",
 )
 ALLOWED: frozenset[Move[Any]] = frozenset((*BATCH_MOVES, *REQUEST_MOVES))

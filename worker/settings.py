@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -28,13 +27,12 @@ from pydantic_settings import (
 from batchline.domain.custom_ids import DEPLOYMENT_PATTERN
 from batchline.domain.deadlines import DeadlineDefaults, parse_by_tag
 from batchline.domain.scheduling import parse_priority_waits, parse_share_weights
+from batchline.settings_env import ENV_PREFIX, SDK_VARIABLES, MappingEnvSource
 
 DEFAULT_DATA_DIR = Path(".batchline")
 # Below celery_app.TASK_SOFT_TIME_LIMIT (1,700 s), so a download's own deadline fires first.
 MAX_INGEST_DEADLINE_SECONDS = 1500.0
-ENV_PREFIX = "BATCHLINE_"
 # Fields read from the SDK's own variables rather than BATCHLINE_*.
-SDK_VARIABLES = {"api_key": "ANTHROPIC_API_KEY", "base_url": "ANTHROPIC_BASE_URL"}
 
 
 class SettingsError(ValueError):
@@ -188,7 +186,7 @@ class Settings(BaseSettings):
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from BATCHLINE_* and ANTHROPIC_* variables (os.environ by default)."""
         env = os.environ if environ is None else environ
-        return cls(**_MappingEnvSource(cls, env)())
+        return cls(**MappingEnvSource(cls, env)())
 
     @model_validator(mode="after")
     def _checked(self) -> Settings:
@@ -330,32 +328,6 @@ class Settings(BaseSettings):
 def variable_name(field: str) -> str:
     """The environment variable a Settings field is read from."""
     return SDK_VARIABLES.get(field, f"{ENV_PREFIX}{field.upper()}")
-
-
-class _MappingEnvSource(EnvSettingsSource):
-    """pydantic-settings' environment source over a given mapping, so tests and
-    child processes can be described without touching os.environ."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._environ = environ
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {
-            k.lower(): v
-            for k, v in self._environ.items()
-            if v and (k.startswith(ENV_PREFIX) or k in SDK_VARIABLES.values())
-        }
-
-    def __call__(self) -> dict[str, Any]:
-        values = super().__call__()
-        # The SDK variables, empty meaning unset (as the SDK reads them).
-        for field, var in SDK_VARIABLES.items():
-            values.pop(field, None)
-            raw = self._environ.get(var)
-            if raw:
-                values[field] = raw
-        return values
 
 
 def _describe(exc: ValidationError) -> str:

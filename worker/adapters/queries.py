@@ -94,6 +94,10 @@ def request_ids_for_custom_id(session: Session, custom_id: str, limit: int) -> l
     return [r for r in session.scalars(stmt.limit(limit)) if r is not None]
 
 
+def request_exists(session: Session, request_id: str) -> bool:
+    return session.get(Request, request_id) is not None
+
+
 def find_batch_id(session: Session, given: str) -> int | None:
     """The local batch a user means: its number, or the API's msgbatch_… id."""
     if given.isdigit():

@@ -23,7 +23,7 @@ from batchline.adapters.sql import controls as controls_sql
 from batchline.adapters.sql import rows as rows_sql
 from batchline.handles import to_sdk_result
 from batchline.keys import RedisKeys
-from batchline.models import Batch, Request, Result
+from batchline.models import Batch, Result
 from batchline.settings import Settings
 
 WINDOW = timedelta(hours=24)
@@ -177,7 +177,7 @@ def find_requests(session: Session, query: str) -> list[str]:
         name, _, value = query.partition("=")
         return queries.newest_request_ids_by_tag(session, name.strip(), value.strip(), PAGE)
     found: list[str] = []
-    if session.get(Request, query) is not None:
+    if queries.request_exists(session, query):
         found.append(query)
     by_key = queries.request_id_for_key(session, query)
     if by_key is not None and by_key not in found:

@@ -90,6 +90,8 @@ class RequestMoves:
     # An operator's retry (CLI `retry`, dashboard): a fresh budget of attempts.
     FAILED_REQUEUED = Move(RequestState.FAILED, RequestState.QUEUED)
     EXPIRED_REQUEUED = Move(RequestState.EXPIRED, RequestState.QUEUED)
+    # A deadline's synchronous fallback answered it before it was batched.
+    ANSWERED_WHILE_QUEUED = Move(RequestState.QUEUED, RequestState.SUCCEEDED)
 
 
 BATCH_MOVES: tuple[Move[BatchState], ...] = tuple(

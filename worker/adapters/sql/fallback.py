@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import Engine, and_, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from batchline.adapters.sql.rows import changed, insert_for
-from batchline.domain.states import BatchState, RequestState
+from batchline.adapters.sql.rows import changed, guarded_move, insert_for
+from batchline.domain.states import BatchState, RequestMoves, RequestState
 from batchline.models import Batch, Control, Fallback, Request, Result
 
 OPEN_REQUEST = [RequestState.QUEUED, RequestState.IN_BATCH]
@@ -143,19 +143,18 @@ def record_sync_result(
         session.execute(
             update(Fallback).where(Fallback.request_id == request_id).values(batch_id=batch_id)
         )
-    # Guarded on the open states: the request is settled once, by whichever path is first.
-    moved = session.execute(
-        update(Request)
-        .where(Request.id == request_id, Request.state.in_(OPEN_REQUEST))
-        .values(
-            state=RequestState.SUCCEEDED,
-            batch_id=None,
-            finished_at=now,
-            updated_at=now,
-            last_error=None,
-        )
-    )
-    settled = changed(moved) == 1
+    # Guarded on the open states: the request is settled once, by whichever path is
+    # first. It is in one of them at most, so at most one of the two moves matches.
+    values: dict[str, Any] = {
+        "batch_id": None,
+        "finished_at": now,
+        "updated_at": now,
+        "last_error": None,
+    }
+    mine = Request.id == request_id
+    queued: int = guarded_move(session, RequestMoves.ANSWERED_WHILE_QUEUED, mine, **values)
+    batched: int = guarded_move(session, RequestMoves.SUCCEEDED, mine, **values)
+    settled = queued + batched == 1
     session.execute(insert(Result).values(**row, via="sync", batch_id=None, duplicate=not settled))
     _close(session, request_id, "done", None, now)
     return settled
