@@ -42,16 +42,6 @@ def params(text: str) -> dict[str, object]:
 
 
 @pytest.fixture
-def runner(on_emulator: Emulated, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    pipeline, emulator, _ = on_emulator
-    monkeypatch.setenv("BATCHLINE_DATABASE_URL", pipeline.settings.database_url)
-    monkeypatch.setenv("BATCHLINE_REDIS_URL", pipeline.settings.redis_url)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-cli-test")
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.base_url)
-    return CliRunner()
-
-
-@pytest.fixture
 def jsonl(tmp_path: Path) -> Path:
     path = tmp_path / "requests.jsonl"
     lines = [{"custom_id": f"q-{i}", "params": params(f"question {i}")} for i in range(3)]

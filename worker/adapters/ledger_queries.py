@@ -38,12 +38,6 @@ def spend_totals_by_batch(session: Session) -> dict[int, SpendTotals]:
     return {int(r[0]): _row(r[1:]) for r in rows}
 
 
-def spend_totals_by_day(session: Session) -> dict[str, SpendTotals]:
-    day = func.date(Result.created_at)
-    rows = session.execute(_totals(day).group_by(day).order_by(day))
-    return {str(r[0]): _row(r[1:]) for r in rows}
-
-
 def spend_totals_by_tag(session: Session, tag: str) -> dict[str | None, SpendTotals]:
     """Totals grouped by the value of one tag (None: requests without that tag)."""
     value = Request.tags[tag].as_string()
