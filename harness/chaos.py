@@ -167,7 +167,11 @@ class ChaosRun:
                 if now >= span and not events and self._next_item >= self.plan.requests:
                     break
                 if now > span + 120:
-                    raise AssertionError("chaos: fault phase overran by 120 s")
+                    waiting = [name for _, name, _ in events]
+                    raise AssertionError(
+                        f"chaos: fault phase overran by 120 s; still waiting on {waiting}, "
+                        f"{self._next_item} of {self.plan.requests} requests enqueued"
+                    )
                 time.sleep(0.05)
         for thread in stage.threads:
             thread.join(timeout=60)

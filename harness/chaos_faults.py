@@ -24,7 +24,7 @@ from batchline.domain.custom_ids import new_request_id
 from batchline.emulator import EmulatorServer
 from batchline.errors import BrokerUnavailable, QueueFull
 from batchline.keys import RedisKeys
-from batchline.producer import Producer
+from batchline.producer import Item, Producer
 from batchline.settings import Settings
 from harness.chaos_plan import ChaosPlan, request_params
 from harness.create_faults import foreign_batch, other_deployment_custom_ids, plain_custom_ids
@@ -40,6 +40,10 @@ Step = Callable[[], float | None]
 Event = tuple[float, str, Step]
 
 REFUSED = (redis.RedisError, QueueFull, BrokerUnavailable)
+# `Stage.feed`: how often a waiting fault may add a batch of work, and where the
+# added requests' numbers start (above any the run's chunks use).
+FEED_EVERY_SECONDS = 10.0
+FED_OFFSET = 10_000_000
 
 
 @dataclass
@@ -74,9 +78,36 @@ class Stage:
     accepted: set[str]
     injected: Injected = field(default_factory=Injected)
     threads: list[threading.Thread] = field(default_factory=list)
+    fed_at: float = 0.0
+    fed: int = 0
 
     def redis_client(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_server.url, socket_timeout=5)
+
+    def feed(self, why: str) -> None:
+        """One full batch more, at most every `FEED_EVERY_SECONDS`, for a fault that
+        waits on the service's own activity (a create to strike, a download to spoil).
+
+        On a slow machine such a fault can be armed after the last request was
+        already batched; without more work it would wait for ever (CI once saw the
+        fault phase overrun so)."""
+        now = time.monotonic()
+        if now - self.fed_at < FEED_EVERY_SECONDS:
+            return
+        self.fed_at = now
+        first = FED_OFFSET + self.fed
+        items = [
+            Item(request_params(i)) for i in range(first, first + self.plan.max_batch_requests)
+        ]
+        settings = Settings(database_url=self.db_url, redis_url=self.redis_server.url)
+        try:
+            with Producer(settings) as producer:
+                handles = producer.enqueue_many(items)
+        except REFUSED:
+            return
+        self.fed += len(items)
+        self.accepted.update(h.id for h in handles)
+        self.say(f"chaos: {len(items)} more requests, so that {why}")
 
 
 def schedule(stage: Stage) -> list[Event]:
@@ -121,6 +152,7 @@ def create_unanswered(stage: Stage) -> float | None:
     """Once the lost creates are spent: the next create is made, and its connection closed."""
     admin = stage.emulator.admin()
     if admin.get_faults().lost_create_responses:
+        stage.feed("the lost creates strike")
         return 1.0
     stage.say("chaos: the next create is made, then its connection closed unanswered")
     admin.update_faults(lost_create_responses=1, lost_create_status=None)
@@ -133,6 +165,7 @@ def lost_creates_spent(stage: Stage) -> float | None:
     if not stage.injected.unanswered_create:
         return 1.0
     if stage.emulator.admin().get_faults().lost_create_responses:
+        stage.feed("the lost creates strike")
         return 1.0
     return None
 
@@ -228,6 +261,7 @@ def endless_line(stage: Stage, on: bool) -> float | None:
         stage.injected.endless_from = stage.relay.downloads
         return None
     if stage.relay.downloads == stage.injected.endless_from:
+        stage.feed("a download begins with the endless line")
         return 1.0
     stage.relay.fault = StreamFault()
     stage.injected.endless_served = stage.relay.downloads - stage.injected.endless_from
