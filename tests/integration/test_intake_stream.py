@@ -178,3 +178,46 @@ def test_insert_requests__a_row_stored_meanwhile_falls_back_to_skipping(
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Request)) == 3
     engine.dispose()
+
+
+def test_enqueue__after_redis_forgets_its_scripts_still_adds_and_counts(
+    pipeline: Pipeline, redis_client: redis.Redis
+) -> None:
+    # A restarted Redis has an empty script cache: EVALSHA answers NOSCRIPT.
+    with Producer(pipeline.settings) as producer:
+        first = producer.enqueue(PARAMS)
+        redis_client.script_flush()
+        second = producer.enqueue(PARAMS, key="after-flush")
+        again = producer.enqueue(PARAMS, key="after-flush")
+    assert again.id == second.id != first.id
+    assert redis_client.xlen(RedisKeys().intake_stream) == 2
+    ledger = redis_client.hgetall(RedisKeys().intake_ledger)
+    assert ledger[b"accepted"] == b"2"
+
+
+def test_enqueue__after_a_dropped_connection_reconnects_and_writes_once(
+    pipeline: Pipeline, redis_client: redis.Redis
+) -> None:
+    # Redis closes the producer's connection (as a restart would): the next enqueue
+    # finds the socket dead (when it looks, or when it reads: the pool checks first,
+    # the add tries once more), reconnects, and is written exactly once.
+    with Producer(pipeline.settings) as producer:
+        producer.enqueue(PARAMS)
+        killed = redis_client.client_kill_filter(_type="normal", skipme=True)
+        assert killed >= 1
+        producer.enqueue(PARAMS)
+    assert redis_client.xlen(RedisKeys().intake_stream) == 2
+
+
+def test_enqueue__a_refusal_leaves_the_connection_usable(
+    pipeline: Pipeline, redis_client: redis.Redis
+) -> None:
+    # A script error is an answer: the pooled connection stays in step for the next call.
+    with Producer(pipeline.settings) as producer:
+        stream = RedisKeys().intake_stream
+        redis_client.set(stream, "not a stream")  # XADD into it answers WRONGTYPE
+        with pytest.raises(Exception, match="WRONGTYPE"):
+            producer.enqueue(PARAMS)
+        redis_client.delete(stream)
+        producer.enqueue(PARAMS)
+    assert redis_client.xlen(RedisKeys().intake_stream) == 1

@@ -119,10 +119,38 @@ class RedisIntakeStream:
         if key is not None:
             keys.append(self._keys.idempotency(key))
         epoch, since = new_epoch([entry])
-        reply = self._add(
-            keys=keys, args=[entry.request_id, fields["p"], fields["m"], epoch, since, key_ttl]
-        )
-        return _accepted(reply)
+        args = [entry.request_id, fields["p"], fields["m"], epoch, since, key_ttl]
+        return _accepted(self._run_add(keys, args))
+
+    def _run_add(self, keys: list[str], args: list[Any]) -> Any:
+        """EVALSHA of the add script on a pooled connection, without redis-py's
+        generic command path: its per-call hooks and lookups cost a single enqueue
+        about a third of a loopback round trip (bench/README.md). The client's own
+        policy is kept: one more try on a dropped connection (a Redis restart),
+        none on a timeout; a lost script cache (a restarted Redis) falls back to
+        EVAL, which loads it."""
+        pool = self._redis.connection_pool
+        for tries_left in (1, 0):
+            conn: Any = pool.get_connection()
+            try:
+                try:
+                    conn.send_command("EVALSHA", self._add.sha, len(keys), *keys, *args)
+                    return conn.read_response()
+                except redis.exceptions.NoScriptError:
+                    conn.send_command("EVAL", _ADD, len(keys), *keys, *args)
+                    return conn.read_response()
+            except redis.ConnectionError:
+                conn.disconnect()
+                if not tries_left:
+                    raise
+            except redis.ResponseError:
+                raise  # an answer (a refusal): the connection is in step, keep it
+            except BaseException:
+                conn.disconnect()  # a timeout or interruption may leave a reply unread
+                raise
+            finally:
+                pool.release(conn)
+        raise AssertionError("unreachable")
 
     def add_all(
         self, parts: Iterable[Sequence[tuple[IntakeEntry, str | None]]], key_ttl: int
