@@ -25,6 +25,7 @@ from batchline.adapters.intake_entries import (
     requests_in,
 )
 from batchline.database import make_engine, make_session_factory
+from batchline.domain.invalid import InvalidRequest
 from batchline.keys import RedisKeys
 from batchline.models import Request
 from batchline.producer import Item, Producer
@@ -221,3 +222,20 @@ def test_enqueue__a_refusal_leaves_the_connection_usable(
         redis_client.delete(stream)
         producer.enqueue(PARAMS)
     assert redis_client.xlen(RedisKeys().intake_stream) == 1
+
+
+def test_enqueue_many__leaves_the_garbage_collector_as_it_found_it(pipeline: Pipeline) -> None:
+    import gc
+
+    with Producer(pipeline.settings) as producer:
+        producer.enqueue_many([PARAMS, PARAMS])
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            producer.enqueue_many([PARAMS])
+            assert not gc.isenabled()  # the application's choice stands
+        finally:
+            gc.enable()
+        with pytest.raises(InvalidRequest):
+            producer.enqueue_many([PARAMS, {"model": "m"}])
+        assert gc.isenabled()  # back on after a refusal too
