@@ -5,6 +5,7 @@
     python -m bench --smoke         # tiny sizes, no targets: proves the suite runs
     python -m bench --json out.json # the same figures as JSON
     python -m bench --only scheduling  # priorities and shares, simulated clock (~25 min)
+    python -m bench --full          # full sizes and a million requests end to end
 
 It needs PostgreSQL and Redis (BENCH_PG_URL, BENCH_REDIS_URL; Redis database 14
 by default, which it empties) and starts the emulator itself.
@@ -25,7 +26,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import dashboard, end_to_end, enqueue, http_enqueue, ingest, intake_submit, scheduling
+from bench import (
+    dashboard,
+    end_to_end,
+    enqueue,
+    http_enqueue,
+    ingest,
+    intake_submit,
+    million,
+    scheduling,
+)
 from bench.environment import Backends, ServiceMissing, backends
 from bench.report import Figure, format_row, format_table, write_json
 
@@ -98,6 +108,12 @@ def _scheduling(b: Backends, _: Path, s: Sizes, emit: Callable[[Figure], None]) 
     scheduling.run(b.postgres_url, s.requests, emit, simulated)
 
 
+def _million(b: Backends, _: Path, s: Sizes, emit: Callable[[Figure], None]) -> None:
+    # 1,000,000 at full size (against 100,000); ten times the usual size otherwise.
+    count = 1_000_000 if s.name == "full" else s.requests * 10
+    million.run(b.postgres_url, b.redis_url, b.emulator_url, emit, count, s.targets)
+
+
 CASES: dict[str, Case] = {
     "enqueue": _enqueue,
     "http-enqueue": _http_enqueue,
@@ -109,7 +125,10 @@ CASES: dict[str, Case] = {
     "end-to-end-sqlite": _end_to_end("sqlite"),
     "dashboard-postgresql": _dashboard,
     "scheduling": _scheduling,
+    "million": _million,
 }
+# Run only when asked for: by --full, or by name with --only.
+ON_REQUEST = {"million"}
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -119,6 +138,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="10,000 requests instead of 100,000")
     size.add_argument("--smoke", action="store_true", help="tiny sizes and no targets")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="full sizes plus the million-request case (tens of minutes)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
     parser.add_argument(
         "--only",
@@ -133,7 +157,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     sizes = SIZES["smoke" if args.smoke else "quick" if args.quick else "full"]
-    chosen = args.only or list(CASES)
+    if args.full and (args.quick or args.smoke):
+        say("error: --full is the full sizes plus the million case; not with --quick or --smoke")
+        return 2
+    chosen = args.only or [n for n in CASES if args.full or n not in ON_REQUEST]
     figures: list[Figure] = []
     failed: list[str] = []
 

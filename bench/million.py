@@ -1,0 +1,176 @@
+"""A million requests end to end, against the same run at 100,000 (issue 18).
+
+Both sizes go through what `bench/end_to_end.py` measures: `enqueue_many`, a
+real `celery worker` and `celery beat`, the emulator ending batches at once,
+PostgreSQL. The million is enqueued in parts of 100,000 (one process holding a
+million request dicts would measure the benchmark's memory, not batchline's),
+back to back, with the service already running, as an application would.
+
+Reported: the time and each phase at both sizes; each phase's cost per request
+at 1,000,000 against its cost at 100,000 (target <= 1.2); the worker's peak
+memory (the highest `VmHWM` of the worker process and its pool children,
+target <= 400 MB); the database's size per request. Only `--full` runs it (a
+million requests take minutes even on a quiet machine).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import text
+
+from batchline.database import READ_ONLY, make_engine
+from batchline.producer import Producer
+from bench import end_to_end as e2e
+from bench.data import request_params
+from bench.environment import fresh_database, fresh_redis
+from bench.report import Emit, Figure, at_most
+
+# Enqueued in parts of this many (see above).
+PART = 100_000
+MEMORY_TARGET_MB = 400.0
+PER_REQUEST_TARGET = 1.2
+
+
+@dataclass(frozen=True)
+class Run:
+    count: int
+    enqueue: float
+    phases: list[float]
+    worker_peak_mb: float
+    database_bytes: int
+    note: str
+
+    @property
+    def total(self) -> float:
+        return self.enqueue + sum(self.phases)
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants, read from /proc."""
+    found, frontier = [pid], [pid]
+    while frontier:
+        parent = frontier.pop()
+        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+            try:
+                kids = [int(c) for c in children.read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            frontier += kids
+    return found
+
+
+def _peak_mb(pids: list[int]) -> float:
+    """The highest peak resident set (VmHWM) among `pids`, in MB."""
+    peak = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peak = max(peak, int(line.split()[1]))
+    return peak / 1024
+
+
+def measure(database_url: str, redis_url: str, emulator_url: str, count: int) -> Run:
+    settings = e2e._settings(database_url, redis_url, emulator_url)
+    client = fresh_redis(redis_url)
+    fresh_database(database_url)
+    engine = make_engine(database_url)
+    reads = engine.execution_options(**{READ_ONLY: True})
+    producer = Producer(settings, client)
+    failure = "did not start"
+    peak: dict[int, float] = {}
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-million-") as scratch,
+            e2e._worker_and_beat(e2e._env(settings), Path(scratch)) as procs,
+        ):
+            try:
+                e2e._wait_ready(client, procs, Path(scratch) / "worker.log")
+                start = time.time()
+                for first in range(0, count, PART):
+                    last = min(count, first + PART)
+                    producer.enqueue_many([request_params(i) for i in range(first, last)])
+                enqueued = time.time()
+                deadline = time.monotonic() + 60 * 60
+                failure = e2e._wait_all_final(reads, count, deadline, procs)
+                # Read before the processes stop: VmHWM is gone with them.
+                worker = procs[0]
+                peak[worker.pid] = _peak_mb(_tree(worker.pid))
+            finally:
+                if failure:
+                    e2e._log_tail(Path(scratch))
+        if failure:
+            raise RuntimeError(f"{count:,} requests end to end: {failure}")
+        marks, batches, states = e2e._timeline(reads)
+        with reads.connect() as conn:
+            size = int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)
+        return Run(
+            count,
+            enqueued - start,
+            e2e._phases(enqueued, marks),
+            max(peak.values(), default=math.nan),
+            size,
+            f"{batches} batches; {states}",
+        )
+    finally:
+        producer.close()
+        engine.dispose()
+
+
+def run(
+    database_url: str, redis_url: str, emulator_url: str, emit: Emit, count: int, targets: bool
+) -> None:
+    """`count` requests against a tenth of them (1,000,000 against 100,000 at full size)."""
+    part = max(count // 10, 1)
+    small = measure(database_url, redis_url, emulator_url, part)
+    print(f"  million case: {part:,} final in {small.total:.1f} s", file=sys.stderr, flush=True)
+    big = measure(database_url, redis_url, emulator_url, count)
+    for one in (small, big):
+        emit(Figure(f"end to end {one.count:,} (million case)", one.total, "s", note=one.note))
+    emit(
+        Figure(
+            f"  worker peak memory at {count:,}",
+            big.worker_peak_mb,
+            "MB",
+            at_most(MEMORY_TARGET_MB) if targets else None,
+            "highest VmHWM of the worker and its pool",
+        )
+    )
+    emit(Figure(f"  worker peak memory at {part:,}", small.worker_peak_mb, "MB"))
+    emit(
+        Figure(
+            f"  database size per request at {count:,}",
+            big.database_bytes / count,
+            "bytes",
+            note=f"{big.database_bytes / 1e9:.2f} GB in all, requests and results",
+        )
+    )
+    stages = [("enqueue", small.enqueue, big.enqueue)] + [
+        (name, s, b) for (name, _), s, b in zip(e2e.PHASES, small.phases, big.phases, strict=True)
+    ]
+    stages.append(("whole run", small.total, big.total))
+    for name, at_small, at_big in stages:
+        per_small, per_big = at_small / part, at_big / count
+        ratio = per_big / per_small if per_small > 0 else math.nan
+        # A phase that takes (almost) no time at 100,000 (the API's processing, the
+        # poll) has no per-request cost to compare: reported, not judged.
+        judged = targets and at_small >= 0.5
+        emit(
+            Figure(
+                f"  {name}: cost a request at {count:,} / at {part:,}",
+                ratio,
+                "ratio",
+                at_most(PER_REQUEST_TARGET) if judged else None,
+                f"{at_small:.2f} s at {part:,}, {at_big:.2f} s at {count:,}",
+            )
+        )
