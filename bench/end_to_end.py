@@ -88,6 +88,9 @@ def _settings(database_url: str, redis_url: str, emulator_url: str) -> Settings:
         poll_interval_seconds=1.0,
         intake_interval_seconds=0.5,
         stream_key_prefix=PREFIX,
+        # 100,000 requests in one enqueue_many are 164 MB: room for them at once
+        # (the default, 100 MB, would refuse the call with QueueFull).
+        max_queue_bytes=400_000_000,
     )
 
 
