@@ -11,10 +11,9 @@ request (1.4 s at a million). A GIN index (jsonb_path_ops: it serves only
 containment test without reading the table. Partial: requests without tags
 add nothing to it. SQLite gets none (no GIN; its lookup keeps scanning).
 
-Intake pays for it: measured on a million-request database, an INSERT of
-100,000 requests into a copy of the table took about 1.2x as long with it
-(one tag of 50 values) and about 1.6x (three tags, two unique per request);
-see bench/README.md.
+Intake pays for it: writing 100,000 requests into a copy of the table took
+about 1.2x as long with it (one tag of 50 values) and 1.3-1.6x (three tags,
+two unique per request), by COPY and by INSERT; see bench/README.md.
 """
 
 from collections.abc import Sequence
