@@ -166,6 +166,10 @@ def measure(settings: Settings, count: int, emit: Emit, targets: bool) -> None:
         "batches": "/batches",
         "batches (state filter)": "/batches?state=submitted",
         "batch": f"/batches/{batch}",
+        # The last batch above has no requests (the newest requests are queued);
+        # these two have 10,000 each: settled with results, and in flight.
+        "batch (ingested, 10,000 results)": f"/batches/{batch // 2}",
+        "batch (in flight, 10,000 requests)": f"/batches/{batch - 1}",
         "request lookup (key)": f"/requests?q=key-{count // 2}",
         "request lookup (tag)": "/requests?q=team%3Dteam-7",
         "request lookup (tag no request has)": "/requests?q=team%3Dnobody",

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, String, Text, bindparam, cast, exists, func, or_, select
+from sqlalchemy import Engine, String, Text, any_, bindparam, cast, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
@@ -231,23 +231,45 @@ def batch_members(batch_id: int) -> Any:
     return settled.union(select(Request.id).where(Request.batch_id == batch_id))
 
 
+def _requests_among(session: Session, ids: Any) -> Any:
+    """Requests whose id is one of the subquery's, each found by primary key. As
+    `IN (subquery)`, PostgreSQL hashed every request (a seq scan: 0.8-1.3 s for
+    a batch of 10,000 at a million); `= ANY(ARRAY(...))` can only probe."""
+    if session.get_bind().dialect.name == "postgresql":
+        return Request.id == any_(func.array(ids.scalar_subquery()))
+    return Request.id.in_(ids)
+
+
 def batch_request_states(session: Session, batch_id: int) -> dict[str, int]:
-    """States of the requests whose results came from this batch, or that sit in it."""
+    """States of the requests whose results came from this batch, or that sit in it.
+    Those in it are in_batch (a CHECK ties batch_id to that state): counted on the
+    batch_id index. Only the others, named by the batch's results, are read one by
+    one (so an in-flight batch reads no request; a settled one, one per result)."""
+    inside = session.scalar(select(func.count()).where(Request.batch_id == batch_id)) or 0
+    settled = select(Result.request_id).where(
+        Result.batch_id == batch_id, Result.duplicate.is_(False), Result.request_id.is_not(None)
+    )
     rows = session.execute(
         select(Request.state, func.count())
-        .where(Request.id.in_(batch_members(batch_id)))
+        .where(_requests_among(session, settled))
+        .where(or_(Request.batch_id.is_(None), Request.batch_id != batch_id))
         .group_by(Request.state)
     )
-    return {state: int(n) for state, n in rows}
+    states = {state: int(n) for state, n in rows}
+    if inside:
+        states["in_batch"] = states.get("in_batch", 0) + int(inside)
+    return states
 
 
 def batch_requests(session: Session, batch_id: int, limit: int) -> list[tuple[str, str, int]]:
-    """The first `limit` requests of a batch by id: id, state, attempts."""
+    """The first `limit` requests of a batch by id: id, state, attempts. The
+    members' ids are sorted and cut to `limit` before any request is read."""
+    members = batch_members(batch_id).subquery()
+    first = select(members.c[0]).order_by(members.c[0]).limit(limit)
     rows = session.execute(
         select(Request.id, Request.state, Request.attempts)
-        .where(Request.id.in_(batch_members(batch_id)))
+        .where(_requests_among(session, first))
         .order_by(Request.id)
-        .limit(limit)
     )
     return [(r[0], r[1], int(r[2])) for r in rows]
 
