@@ -36,8 +36,9 @@ PARAMS = '{"model":"claude-haiku-4-5","max_tokens":64,"messages":[{"role":"user"
 BODY = orjson.dumps(orjson.loads(result_line(new_request_id(), 1, 0))["result"]).decode()
 LOADS = 3
 
-# One statement per table: requests (ids r<n>), batches, then a result per
-# settled request, costed and dated over the last ten days.
+# One statement per table: requests (ids as batchline makes them: 32 hex digits,
+# in the order made), batches, then a result per settled request under a
+# batchline-shaped custom_id (bl<id>-1), costed and dated over the last ten days.
 GENERATE = [
     """
     INSERT INTO batches (id, remote_id, state, origin, processing_status, request_count,
@@ -56,7 +57,7 @@ GENERATE = [
     INSERT INTO requests (id, idempotency_key, state, params, params_bytes, model, tags,
         batch_id, attempts, charged_attempts, max_attempts, enqueued_at, created_at,
         updated_at, finished_at)
-    SELECT 'r' || n, 'key-' || n,
+    SELECT lpad(to_hex(n), 32, '0'), 'key-' || n,
         CASE WHEN n > :n - :per_batch THEN 'queued'
              WHEN n > :n - 3 * :per_batch THEN 'in_batch'
              WHEN n % 1000 = 0 THEN 'failed' ELSE 'succeeded' END,
@@ -75,10 +76,12 @@ GENERATE = [
     INSERT INTO results (batch_id, custom_id, request_id, attempt, result_type, error_type,
         line, model, input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
         cache_read_tokens, cost_usd, duplicate, created_at)
-    SELECT (n - 1) / :per_batch + 1, 'r' || n || '-1', 'r' || n, 1,
+    SELECT (n - 1) / :per_batch + 1, 'bl' || lpad(to_hex(n), 32, '0') || '-1',
+        lpad(to_hex(n), 32, '0'), 1,
         CASE WHEN n % 1000 = 0 THEN 'errored' ELSE 'succeeded' END,
         CASE WHEN n % 1000 = 0 THEN 'overloaded_error' ELSE NULL END,
-        convert_to('{"custom_id":"r' || n || '-1","result":' || :body || '}', 'UTF8'),
+        convert_to('{"custom_id":"bl' || lpad(to_hex(n), 32, '0') || '-1","result":' || :body
+            || '}', 'UTF8'),
         'claude-haiku-4-5', 500, 60, 0, 0, 200, 0.00031, false,
         now() - (n % 10) * interval '1 day'
     FROM generate_series(1, :n - 3 * :per_batch) AS n
@@ -163,11 +166,15 @@ def measure(settings: Settings, count: int, emit: Emit, targets: bool) -> None:
         "batches": "/batches",
         "batches (state filter)": "/batches?state=submitted",
         "batch": f"/batches/{batch}",
+        # The last batch above has no requests (the newest requests are queued);
+        # these two have 10,000 each: settled with results, and in flight.
+        "batch (ingested, 10,000 results)": f"/batches/{batch // 2}",
+        "batch (in flight, 10,000 requests)": f"/batches/{batch - 1}",
         "request lookup (key)": f"/requests?q=key-{count // 2}",
         "request lookup (tag)": "/requests?q=team%3Dteam-7",
         "request lookup (tag no request has)": "/requests?q=team%3Dnobody",
-        "request": f"/requests/r{count // 2}",
-        "request lookup (custom_id)": f"/requests?q=r{count // 4}-1",
+        "request": f"/requests/{count // 2:032x}",
+        "request lookup (custom_id)": f"/requests?q=bl{count // 4:032x}-1",
     }
     with TestClient(create_app(settings), follow_redirects=False) as client:
         for name, path in pages.items():

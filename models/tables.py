@@ -146,6 +146,14 @@ class Request(Base):
             postgresql_where=text(_DEADLINE_OPEN),
             sqlite_where=text(_DEADLINE_OPEN),
         ),
+        # The lookup by tag (`tags @> {name: value}`); PostgreSQL only (GIN).
+        Index(
+            "ix_requests_tags",
+            "tags",
+            postgresql_using="gin",
+            postgresql_ops={"tags": "jsonb_path_ops"},
+            postgresql_where=text("tags IS NOT NULL"),
+        ).ddl_if(dialect="postgresql"),
     )
 
 

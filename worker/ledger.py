@@ -155,11 +155,13 @@ def unpriced_models(
     return sorted(m for m in models if prices.price_of(m) is None)
 
 
-def spend_cap_reached(session: Session, cap_usd: float, now: datetime) -> str | None:
+def spend_cap_reached(
+    session: Session, cap_usd: float, now: datetime, table: PriceTable | None = None
+) -> str | None:
     """What the daily spend cap holds back and why (for status and doctor), or None."""
     if cap_usd <= 0:
         return None
-    prices = load_prices()
+    prices = table or load_prices()
     use = cap_use(session, cap_usd, now, prices)
     reasons = []
     if use.room <= 0:

@@ -22,6 +22,13 @@ def load_prices(path: Path | None = None) -> PriceTable:
     return _load(chosen)
 
 
+def prices_for(prices_file: str | None) -> PriceTable:
+    """The price table a settings object names (BATCHLINE_PRICES_FILE, else the
+    shipped one), without reading the environment again as `load_prices()` does
+    (a pydantic-settings parse, about 20 ms: a dashboard page needed three)."""
+    return _load(Path(prices_file) if prices_file else SHIPPED)
+
+
 @lru_cache(maxsize=8)
 def _load(path: Path) -> PriceTable:
     try:

@@ -68,6 +68,7 @@ class Dashboard:
         self.secret = secret or secrets.token_bytes(32)
         self.engine = make_engine(settings.database_url)
         self.sessions = make_session_factory(self.engine.execution_options(**{READ_ONLY: True}))
+        self.redis = data.redis_client(settings)
         self.templates = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(["html"]),
@@ -124,7 +125,7 @@ class Dashboard:
     def overview(self, request: Request) -> Response:
         with self.session() as session:
             now = datetime.now(UTC)
-            view = data.overview(session, self.settings, now)
+            view = data.overview(session, self.settings, now, self.redis)
             recent = [b.id for b in queries.list_batches(session, None, series.BATCHES)]
             found = series.series(session, now, request.query_params.get("tag"), recent)
         finish = data.histogram(found.finish_seconds)
@@ -284,6 +285,7 @@ def create_app(settings: Settings, secret: bytes | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         board.engine.dispose()
+        board.redis.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.dashboard = board

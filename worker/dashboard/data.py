@@ -24,6 +24,7 @@ from batchline.adapters.sql import rows as rows_sql
 from batchline.handles import to_sdk_result
 from batchline.keys import RedisKeys
 from batchline.models import Batch, Result
+from batchline.prices import prices_for
 from batchline.settings import Settings
 
 WINDOW = timedelta(hours=24)
@@ -62,10 +63,19 @@ class Overview:
     cost_by_day: list[tuple[str, float]] = field(default_factory=list)
 
 
-def redis_counts(settings: Settings) -> tuple[int | None, int | None]:
+def redis_client(settings: Settings) -> redis.Redis:
+    """A client for the counts below, kept by the app: a new connection per page
+    cost about 20 ms."""
+    return redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+
+
+def redis_counts(
+    settings: Settings, client: redis.Redis | None = None
+) -> tuple[int | None, int | None]:
     """Intake depth (requests) and dead-lettered entries; None when Redis is down."""
     keys = RedisKeys(settings.stream_key_prefix)
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    own = client is None
+    client = client or redis_client(settings)
     try:
         depth = RedisIntakeStream(client, keys).depth()
         dead = int(client.xlen(keys.dead_letters))
@@ -73,15 +83,20 @@ def redis_counts(settings: Settings) -> tuple[int | None, int | None]:
     except redis.RedisError:
         return None, None
     finally:
-        client.close()
+        if own:
+            client.close()
 
 
 def _done(b: Batch) -> int:
     return b.count_succeeded + b.count_errored + b.count_canceled + b.count_expired
 
 
-def overview(session: Session, settings: Settings, now: datetime) -> Overview:
-    depth, dead = redis_counts(settings)
+def overview(
+    session: Session, settings: Settings, now: datetime, client: redis.Redis | None = None
+) -> Overview:
+    depth, dead = redis_counts(settings, client)
+    # Read once from the settings: load_prices() parses the environment each call.
+    prices = prices_for(settings.prices_file)
     flying = []
     for b in queries.in_flight_batches(session):
         start = b.remote_created_at or b.created_at
@@ -96,10 +111,10 @@ def overview(session: Session, settings: Settings, now: datetime) -> Overview:
                 max(0.0, (ends - now).total_seconds() / 3600),
             )
         )
-    cap = ledger.cap_use(session, settings.daily_spend_cap_usd, now)
-    total = ledger.spend(session)
+    cap = ledger.cap_use(session, settings.daily_spend_cap_usd, now, prices)
+    total = ledger.spend(session, table=prices)
     margin = timedelta(hours=settings.results_expiry_margin_hours)
-    by_day = ledger.spend_by_day(session)
+    by_day = ledger.spend_by_day(session, prices)
     return Overview(
         queue_depth=depth,
         dead_letters=dead,
@@ -112,7 +127,9 @@ def overview(session: Session, settings: Settings, now: datetime) -> Overview:
         saving_total=total.saving_usd,
         spent_total=total.batch_usd,
         paused=controls_sql.submission_paused(session),
-        waiting_for_cap=ledger.spend_cap_reached(session, settings.daily_spend_cap_usd, now),
+        waiting_for_cap=ledger.spend_cap_reached(
+            session, settings.daily_spend_cap_usd, now, prices
+        ),
         expiring=[(b.id, b.remote_id) for b in queries.results_expiring(session, now, margin)],
         cost_by_day=[(day, float(s.batch_usd)) for day, s in list(by_day.items())[-30:]],
     )
