@@ -53,10 +53,18 @@ def _left_for_next_sweep(fn: F) -> F:
 @_left_for_next_sweep
 def intake_task() -> int:
     pipeline = runtime.pipeline()
-    moved = intake_service.run_intake(pipeline, runtime.consumer_name())
-    assemble.assemble_batches(pipeline)
-    for batch_id in submit.submit_ready_batches(pipeline):
-        submit_batch_task.delay(batch_id)
+
+    def assemble_and_submit() -> None:
+        assemble.assemble_batches(pipeline)
+        for batch_id in submit.submit_ready_batches(pipeline):
+            submit_batch_task.delay(batch_id)
+
+    # A batch that fills up mid-run is cut and its submit sent at once, so
+    # another worker sends it while this one takes in the rest.
+    moved = intake_service.run_intake(
+        pipeline, runtime.consumer_name(), when_full=assemble_and_submit
+    )
+    assemble_and_submit()
     return moved
 
 
