@@ -107,7 +107,15 @@ def ingest_batch_task(batch_id: int) -> int | None:
     report = ingest.ingest_batch(pipeline, batch_id)
     # Straight away rather than at the next sweep: applications wait on these.
     callbacks.dispatch_callbacks(pipeline, _send_callback)
-    return None if report is None else report.lines
+    if report is None:
+        return None
+    # This download's slot is free: an ended batch that found none goes now, not
+    # at the next sweep. (Only after a download, so tasks that found no slot
+    # never wake each other in a loop.)
+    for waiting in poll.batches_to_ingest(pipeline):
+        if waiting != batch_id:
+            ingest_batch_task.delay(waiting)
+    return report.lines
 
 
 @app.task(name="batchline.reconcile")
