@@ -169,7 +169,7 @@ def run_size(
             f"  service peak PSS {count:,}",
             service.peak_pss / mb,
             "MB",
-            note="worker + pool children + beat, sampled every 0.2 s",
+            note="worker + pool children + beat, sampled every second",
         )
     )
     memory_target = at_most(1.0) if targets and count >= MEMORY_TARGET_AT else None
