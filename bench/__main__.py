@@ -34,6 +34,7 @@ from bench import (
     ingest,
     intake_submit,
     million,
+    notebook,
     scheduling,
 )
 from bench.environment import Backends, ServiceMissing, backends
@@ -50,12 +51,15 @@ class Sizes:
     end_to_end: int
     targets: bool
     dashboard: int
+    notebook: tuple[int, ...]
 
 
 SIZES = {
-    "full": Sizes("full", 5_000, 100_000, 10_000, 1_000, 100_000, True, 1_000_000),
-    "quick": Sizes("quick", 2_000, 10_000, 1_000, 300, 10_000, True, 100_000),
-    "smoke": Sizes("smoke", 200, 500, 100, 30, 200, False, 40_000),
+    "full": Sizes(
+        "full", 5_000, 100_000, 10_000, 1_000, 100_000, True, 1_000_000, (20_000, 100_000)
+    ),
+    "quick": Sizes("quick", 2_000, 10_000, 1_000, 300, 10_000, True, 100_000, (20_000,)),
+    "smoke": Sizes("smoke", 200, 500, 100, 30, 200, False, 40_000, (200,)),
 }
 
 Case = Callable[[Backends, Path, Sizes, Callable[[Figure], None]], None]
@@ -101,6 +105,11 @@ def _dashboard(b: Backends, _: Path, s: Sizes, emit: Callable[[Figure], None]) -
     dashboard.run(b.postgres_url, b.redis_url, s.dashboard, emit, s.name == "full")
 
 
+def _notebook(b: Backends, _: Path, s: Sizes, emit: Callable[[Figure], None]) -> None:
+    # The cookbook's script and the service, side by side on the same requests.
+    notebook.run(b.postgres_url, b.redis_url, b.emulator_url, s.notebook, emit, s.targets)
+
+
 def _scheduling(b: Backends, _: Path, s: Sizes, emit: Callable[[Figure], None]) -> None:
     # A simulated clock over the real assembly and SQL: an hour of it at full size
     # (about 25 minutes of real time here), 5 minutes at smoke size.
@@ -123,6 +132,7 @@ CASES: dict[str, Case] = {
     "ingest-sqlite": _ingest("sqlite"),
     "end-to-end-postgresql": _end_to_end("postgresql"),
     "end-to-end-sqlite": _end_to_end("sqlite"),
+    "notebook-postgresql": _notebook,
     "dashboard-postgresql": _dashboard,
     "scheduling": _scheduling,
     "million": _million,

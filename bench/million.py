@@ -56,21 +56,6 @@ class Run:
         return self.enqueue + sum(self.phases)
 
 
-def _tree(pid: int) -> list[int]:
-    """`pid` and its descendants, read from /proc."""
-    found, frontier = [pid], [pid]
-    while frontier:
-        parent = frontier.pop()
-        for children in Path(f"/proc/{parent}/task").glob("*/children"):
-            try:
-                kids = [int(c) for c in children.read_text().split()]
-            except OSError:
-                continue
-            found += kids
-            frontier += kids
-    return found
-
-
 def _peak_mb(pids: list[int]) -> float:
     """The highest peak resident set (VmHWM) among `pids`, in MB."""
     peak = 0
@@ -128,7 +113,7 @@ def measure(database_url: str, redis_url: str, emulator_url: str, count: int) ->
                 failure = e2e._wait_all_final(reads, count, deadline, procs)
                 # Read before the processes stop: VmHWM is gone with them.
                 worker = procs[0]
-                peak[worker.pid] = _peak_mb(_tree(worker.pid))
+                peak[worker.pid] = _peak_mb(e2e._descendants(worker.pid))
             finally:
                 if failure:
                     e2e._log_tail(Path(scratch))

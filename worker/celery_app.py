@@ -99,6 +99,9 @@ def _structured_logs(loglevel: Any = None, **_: Any) -> None:
 @worker_process_init.connect
 def _fresh_resources(**_: Any) -> None:
     runtime.reset()
+    # Built here rather than on the first task, and before the freeze, so its
+    # objects are frozen too (sockets still open only on first use).
+    runtime.warm()
     runtime.freeze_long_lived_objects()
 
 
@@ -111,6 +114,7 @@ def _check_redis(**_: Any) -> None:
     from batchline.adapters.redis_health import make_client, redis_problems
     from batchline.relief import drain_if_full
 
+    runtime.preload()
     client = make_client(runtime.settings())
     try:
         for problem in redis_problems(client):

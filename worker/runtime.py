@@ -7,7 +7,10 @@ be shared across a fork.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import importlib
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -90,6 +93,32 @@ def pipeline() -> Pipeline:
         if _pipeline is None:
             _pipeline = build_pipeline(settings())
         return _pipeline
+
+
+# Imported lazily by the SDK's HTTP client on its first use: in each pool child
+# on its first task, unless the worker's parent imports them before it forks.
+PRELOADED_MODULES = ("httpcore2",)
+
+
+def preload() -> None:
+    """In the worker's parent, before it forks its pool: import what building a
+    pipeline would otherwise import in every child. The children then share
+    these pages, and their first task does not wait for the imports."""
+    for name in PRELOADED_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
+def warm() -> None:
+    """Build this process's pipeline now (in a pool child, after the fork), so the
+    first task does not pay for it. Nothing connects yet; should building fail,
+    the first task builds it again and reports why."""
+    try:
+        pipeline()
+    except Exception as exc:
+        logging.getLogger("batchline.runtime").warning(
+            "could not build the pipeline at start-up: %s: %s", type(exc).__name__, exc
+        )
 
 
 def reset() -> None:

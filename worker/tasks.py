@@ -53,10 +53,18 @@ def _left_for_next_sweep(fn: F) -> F:
 @_left_for_next_sweep
 def intake_task() -> int:
     pipeline = runtime.pipeline()
-    moved = intake_service.run_intake(pipeline, runtime.consumer_name())
-    assemble.assemble_batches(pipeline)
-    for batch_id in submit.submit_ready_batches(pipeline):
-        submit_batch_task.delay(batch_id)
+
+    def assemble_and_submit() -> None:
+        assemble.assemble_batches(pipeline)
+        for batch_id in submit.submit_ready_batches(pipeline):
+            submit_batch_task.delay(batch_id)
+
+    # A batch that fills up mid-run is cut and its submit sent at once, so
+    # another worker sends it while this one takes in the rest.
+    moved = intake_service.run_intake(
+        pipeline, runtime.consumer_name(), when_full=assemble_and_submit
+    )
+    assemble_and_submit()
     return moved
 
 
@@ -99,7 +107,15 @@ def ingest_batch_task(batch_id: int) -> int | None:
     report = ingest.ingest_batch(pipeline, batch_id)
     # Straight away rather than at the next sweep: applications wait on these.
     callbacks.dispatch_callbacks(pipeline, _send_callback)
-    return None if report is None else report.lines
+    if report is None:
+        return None
+    # This download's slot is free: an ended batch that found none goes now, not
+    # at the next sweep. (Only after a download, so tasks that found no slot
+    # never wake each other in a loop.)
+    for waiting in poll.batches_to_ingest(pipeline):
+        if waiting != batch_id:
+            ingest_batch_task.delay(waiting)
+    return report.lines
 
 
 @app.task(name="batchline.reconcile")

@@ -33,6 +33,16 @@ from batchline.services.context import Pipeline
 log = logging.getLogger("batchline.assemble")
 
 
+def full_batch_queued(pipeline: Pipeline) -> bool:
+    """Whether a full batch (by count or by bytes) is queued: then its cut need not
+    wait for the next tick. One aggregate query; assembly itself decides what goes."""
+    settings = pipeline.settings
+    with pipeline.sessions() as session:
+        count, size, _oldest = assemble_sql.queued_summary(session)
+    limits = Limits(settings.max_batch_requests, settings.max_batch_bytes)
+    return should_cut(count, size, 0.0, limits, math.inf)
+
+
 def assemble_batches(pipeline: Pipeline, max_batches: int = 10) -> list[int]:
     """Create batch intents while enough requests wait; returns their ids."""
     made, released = _prime(pipeline)
@@ -56,6 +66,7 @@ def assemble_batches(pipeline: Pipeline, max_batches: int = 10) -> list[int]:
 def _cut_one(pipeline: Pipeline, session: Session, released: bool) -> tuple[int, int, int] | None:
     """One batch intent if one is due: (id, requests, body bytes); None if none is."""
     settings = pipeline.settings
+    assemble_sql.one_assembler(session)
     if controls_sql.submission_paused(session) is not None:
         return None
     cap = settings.daily_spend_cap_usd

@@ -9,6 +9,7 @@ dead-lettered, and every other request of the chunk is stored.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from batchline.domain.prefix import prefix_hash
 from batchline.domain.scheduling import check_priority, share_key
 from batchline.domain.states import RequestState
 from batchline.domain.validation import check_betas
+from batchline.services.assemble import full_batch_queued
 from batchline.services.context import Pipeline
 from batchline.services.isolate import one_line, store_isolating
 
@@ -37,8 +39,17 @@ UNREADABLE = (ValueError, KeyError, TypeError, OverflowError)
 NO_DEFAULTS = DeadlineDefaults()
 
 
-def run_intake(pipeline: Pipeline, consumer: str, max_rounds: int = 100) -> int:
-    """Move what waits in the stream into SQL, a chunk per transaction."""
+def run_intake(
+    pipeline: Pipeline,
+    consumer: str,
+    max_rounds: int = 100,
+    when_full: Callable[[], object] | None = None,
+) -> int:
+    """Move what waits in the stream into SQL, a chunk per transaction.
+
+    After each chunk is committed (and acked), `when_full` is called if a full
+    batch is queued, so it is cut and sent while the rest is still taken in,
+    not at the end of this run or at the next tick."""
     moved = 0
     for _ in range(max_rounds):
         raw = pipeline.intake.read(
@@ -49,6 +60,9 @@ def run_intake(pipeline: Pipeline, consumer: str, max_rounds: int = 100) -> int:
         if not raw:
             break
         moved += _move_chunk(pipeline, raw)
+        if when_full is not None and full_batch_queued(pipeline):
+            log.info("intake: a full batch is queued, cutting it now")
+            when_full()
     return moved
 
 

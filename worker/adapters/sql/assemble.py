@@ -18,6 +18,20 @@ from batchline.adapters.sql.rows import among, chunks, guarded_move
 from batchline.domain.states import BatchState, RequestMoves, RequestState
 from batchline.models import Batch, CachePrimer, Request
 
+# pg_advisory_xact_lock key: one assembler cuts at a time (see one_assembler).
+ASSEMBLER_LOCK = 0x62_6C_63_75_74  # "blcut"
+
+
+def one_assembler(session: Session) -> None:
+    """Wait until no other transaction is cutting a batch; held to this one's end.
+
+    Row locks (SKIP LOCKED) already keep two assemblers off the same requests;
+    this keeps them from cutting at the same moment at all, so a second one
+    (an intake that found a full batch, a tick) counts what the first left.
+    SQLite runs one writer at a time by itself."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(ASSEMBLER_LOCK)))
+
 
 def queued_summary(
     session: Session, held_models: Sequence[str] = ()
