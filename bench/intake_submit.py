@@ -236,7 +236,7 @@ def run(case: Case, label: str, emit: Emit, targets: bool, absolute: bool = True
             f"  physical floor: decode + {load} into a PK-only table, text ({label})",
             floors_["plain_copy"],
             "s",
-            note="requests store params as text",
+            note="request_bodies store params as text",
         )
     )
     emit(Figure(f"  physical floor: one POST of the body ({label})", floors_["post"], "s"))
