@@ -36,9 +36,10 @@ PARAMS = '{"model":"claude-haiku-4-5","max_tokens":64,"messages":[{"role":"user"
 BODY = orjson.dumps(orjson.loads(result_line(new_request_id(), 1, 0))["result"]).decode()
 LOADS = 3
 
-# One statement per table: requests (ids as batchline makes them: 32 hex digits,
-# in the order made), batches, then a result per settled request under a
-# batchline-shaped custom_id (bl<id>-1), costed and dated over the last ten days.
+# One statement per table: batches, request bodies, requests (ids as batchline
+# makes them: 32 hex digits, in the order made), then a result per settled
+# request under a batchline-shaped custom_id (bl<id>-1), costed and dated over
+# the last ten days.
 GENERATE = [
     """
     INSERT INTO batches (id, remote_id, state, origin, processing_status, request_count,
@@ -54,14 +55,17 @@ GENERATE = [
     FROM generate_series(1, :batches) AS b
     """,
     """
-    INSERT INTO requests (id, idempotency_key, state, params, params_bytes, model, tags,
+    INSERT INTO request_bodies (request_id, params)
+    SELECT lpad(to_hex(n), 32, '0'), :params FROM generate_series(1, :n) AS n
+    """,
+    """
+    INSERT INTO requests (id, idempotency_key, state, params_bytes, model, tags,
         batch_id, attempts, charged_attempts, max_attempts, enqueued_at, created_at,
         updated_at, finished_at)
     SELECT lpad(to_hex(n), 32, '0'), 'key-' || n,
         CASE WHEN n > :n - :per_batch THEN 'queued'
              WHEN n > :n - 3 * :per_batch THEN 'in_batch'
              WHEN n % 1000 = 0 THEN 'failed' ELSE 'succeeded' END,
-        :params,
         80, 'claude-haiku-4-5', jsonb_build_object('team', 'team-' || (n % 50)),
         CASE WHEN n > :n - :per_batch THEN NULL
              WHEN n > :n - 3 * :per_batch THEN (n - 1) / :per_batch + 1 ELSE NULL END,

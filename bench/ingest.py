@@ -16,18 +16,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Integer, String, Table, text
+from sqlalchemy import JSON, Integer, String, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from batchline.adapters import bulk
 from batchline.adapters.notify import NullNotifier
+from batchline.adapters.sql import intake as intake_sql
 from batchline.database import make_engine, make_session_factory
 from batchline.domain.custom_ids import new_request_id
 from batchline.domain.states import BatchState, RequestState
-from batchline.models import Batch, Request
+from batchline.models import Batch
 from batchline.runtime import freeze_long_lived_objects
 from batchline.settings import Settings
 from bench import floors
@@ -84,6 +84,7 @@ def prepare(case: Case) -> int:
         rows = [
             {
                 "id": request_id,
+                "idempotency_key": None,
                 "state": RequestState.IN_BATCH.value,
                 "params": "{}",
                 "params_bytes": 2,
@@ -100,9 +101,7 @@ def prepare(case: Case) -> int:
             for request_id in ids
         ]
         for start in range(0, len(rows), 10_000):
-            bulk.insert_missing(
-                session, cast(Table, Request.__table__), rows[start : start + 10_000]
-            )
+            intake_sql.insert_requests(session, rows[start : start + 10_000])
     engine.dispose()
     return write_results_file(case.results_path, [(i, 1) for i in ids])
 

@@ -1,6 +1,7 @@
 """SQLAlchemy 2 declarative models: the system of record from intake on.
 
 - `Request`: one enqueued Messages API request, its state and current batch.
+- `RequestBody`: its body as enqueued, apart so a state move rewrites a narrow row.
 - `Batch`: one batch intent and, once created, its remote Message Batch.
 - `Result`: one result line of one remote batch (the attempt history).
 - `Control`: service-wide switches (submission paused and why).
@@ -11,7 +12,15 @@
 
 from batchline.models.base import Base, metadata
 from batchline.models.summaries import RequestStateCount, ResultTotal, Snapshot
-from batchline.models.tables import Batch, CachePrimer, Control, Fallback, Request, Result
+from batchline.models.tables import (
+    Batch,
+    CachePrimer,
+    Control,
+    Fallback,
+    Request,
+    RequestBody,
+    Result,
+)
 
 __all__ = [
     "Base",
@@ -20,6 +29,7 @@ __all__ = [
     "Control",
     "Fallback",
     "Request",
+    "RequestBody",
     "RequestStateCount",
     "Result",
     "ResultTotal",

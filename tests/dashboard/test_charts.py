@@ -91,7 +91,6 @@ def test_overview__draws_the_charts_from_the_database(db_url: str, redis_url: st
                 Request(
                     id=f"r{b}",
                     state="succeeded",
-                    params="{}",
                     params_bytes=2,
                     model="m",
                     tags={"team": f"team-{b}"},
@@ -130,7 +129,6 @@ def test_overview__draws_the_charts_from_the_database(db_url: str, redis_url: st
             Request(
                 id="r3",
                 state="queued",
-                params="{}",
                 params_bytes=2,
                 model="m",
                 attempts=0,

@@ -31,7 +31,6 @@ def _request(key: str, n: int) -> Request:
         # Ids sort as they were made (their first characters are the enqueue time).
         id=f"{n:012x}{key}",
         state="queued",
-        params="{}",
         params_bytes=2,
         model="m",
         tags=TAGS[key],

@@ -25,7 +25,6 @@ def _request(n: int, state: str = "queued", batch_id: int | None = None) -> Requ
     return Request(
         id=f"r{n}",
         state=state,
-        params="{}",
         params_bytes=2,
         model="m",
         tags={"team": f"t{n % 2}"},

@@ -44,7 +44,6 @@ def _request_row(request_id: str) -> dict[str, Any]:
         "id": request_id,
         "idempotency_key": None,
         "state": "queued",
-        "params": "{}",
         "params_bytes": 2,
         "model": "m",
         "tags": None,

@@ -245,9 +245,14 @@ def test_cli__cancel_and_purge(runner: CliRunner, on_emulator: Emulated) -> None
         runner, "purge", "--older-than", "0", "--yes"
     )
     assert "requests" in invoke(runner, "status") and "canceled" not in invoke(runner, "status")
-    # No foreign key cascades: the purge itself deletes the purged requests' results.
+    # No foreign key cascades: the purge itself deletes the purged requests' results
+    # and bodies (a body is left for each request still there, and only for those).
     with pipeline.sessions() as session:
         assert session.scalar(text("SELECT count(*) FROM results")) == 0
+        orphans = (
+            "SELECT count(*) FROM request_bodies WHERE request_id NOT IN (SELECT id FROM requests)"
+        )
+        assert session.scalar(text(orphans)) == 0
 
 
 def test_cli__doctor_passes_then_catches_eviction_policy(

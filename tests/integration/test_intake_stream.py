@@ -14,6 +14,7 @@ from typing import Any, cast
 import pytest
 import redis
 from sqlalchemy import Table, func, select
+from sqlalchemy.orm import Session
 
 from batchline.adapters import bulk
 from batchline.adapters.intake import RedisIntakeStream
@@ -27,7 +28,7 @@ from batchline.adapters.intake_entries import (
 from batchline.database import make_engine, make_session_factory
 from batchline.domain.invalid import InvalidRequest
 from batchline.keys import RedisKeys
-from batchline.models import Request
+from batchline.models import Request, RequestBody
 from batchline.producer import Item, Producer
 from batchline.services.context import Pipeline
 from batchline.services.intake import run_intake
@@ -57,10 +58,11 @@ def test_enqueue_many__bundles_come_back_as_exactly_their_requests(
         assert stream.depth() == 0
     with pipeline.sessions() as session:
         rows = {r.id: r for r in session.scalars(select(Request))}
-    assert set(rows) == {h.id for h in handles}
+        bodies = {b.request_id: b.params for b in session.scalars(select(RequestBody))}
+    assert set(rows) == {h.id for h in handles} == set(bodies)
     for index, handle in enumerate(handles[:250]):
         assert rows[handle.id].tags == {"i": index}
-        assert f'"user_id":"u{index}"' in rows[handle.id].params
+        assert f'"user_id":"u{index}"' in bodies[handle.id]
     assert rows[handles[250].id].idempotency_key == "only-once"
 
 
@@ -121,6 +123,11 @@ def test_decode__a_bundle_that_does_not_add_up_is_refused(fields: dict[bytes, by
         decode_entries(StreamEntry(b"1-0", fields))
 
 
+def _head(n: int) -> dict[str, Any]:
+    """A request row without its body, as `requests` holds it."""
+    return {k: v for k, v in _request_row(n).items() if k != "params"}
+
+
 def _request_row(n: int) -> dict[str, Any]:
     now = datetime.now(UTC)
     return {
@@ -149,11 +156,11 @@ def test_bulk_insert__inserts_only_what_is_missing(db_url: str) -> None:
     sessions = make_session_factory(engine)
     table = cast(Table, Request.__table__)
     with sessions.begin() as session:
-        assert bulk.insert_missing(session, table, [_request_row(n) for n in range(5)]) == 5
+        assert bulk.insert_missing(session, table, [_head(n) for n in range(5)]) == 5
     with sessions.begin() as session:
         # Overlapping rows, twice in one transaction: the second call sees only its own rows.
-        assert bulk.insert_missing(session, table, [_request_row(n) for n in range(3, 8)]) == 3
-        assert bulk.insert_missing(session, table, [_request_row(8)]) == 1
+        assert bulk.insert_missing(session, table, [_head(n) for n in range(3, 8)]) == 3
+        assert bulk.insert_missing(session, table, [_head(8)]) == 1
     with sessions() as session:
         # 0-4 were there before, so the three new ones were 5, 6 and 7, then 8.
         stored = set(session.scalars(select(Request.id)))
@@ -178,6 +185,7 @@ def test_insert_requests__a_row_stored_meanwhile_falls_back_to_skipping(
         assert intake_sql.insert_requests(session, [_request_row(n) for n in (1, 2, 3)]) == 2
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Request)) == 3
+        assert _bodies(session) == {f"{n:032x}": f'{{"n": {n}}}' for n in (1, 2, 3)}
     engine.dispose()
 
 
@@ -239,3 +247,26 @@ def test_enqueue_many__leaves_the_garbage_collector_as_it_found_it(pipeline: Pip
         with pytest.raises(InvalidRequest):
             producer.enqueue_many([PARAMS, {"model": "m"}])
         assert gc.isenabled()  # back on after a refusal too
+
+
+def test_insert_requests__a_request_skipped_for_its_key_leaves_no_body(db_url: str) -> None:
+    from batchline.adapters.sql import intake as intake_sql
+
+    engine = make_engine(db_url)
+    sessions = make_session_factory(engine)
+    with sessions.begin() as session:
+        assert (
+            intake_sql.insert_requests(session, [{**_request_row(1), "idempotency_key": "k"}]) == 1
+        )
+    with sessions.begin() as session:
+        rows = [{**_request_row(2), "idempotency_key": "k"}, _request_row(3), _request_row(1)]
+        assert intake_sql.insert_requests(session, rows) == 1
+    with sessions() as session:
+        # 2 reused the key (skipped), 1 was there already: only 3 is new, with its body.
+        assert set(session.scalars(select(Request.id))) == {f"{n:032x}" for n in (1, 3)}
+        assert _bodies(session) == {f"{n:032x}": f'{{"n": {n}}}' for n in (1, 3)}
+    engine.dispose()
+
+
+def _bodies(session: Session) -> dict[str, str]:
+    return {b.request_id: b.params for b in session.scalars(select(RequestBody))}

@@ -46,32 +46,55 @@ DATA_REFUSALS: tuple[type[Exception], ...] = (
 )
 
 
-def insert_missing(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> int:
+def insert_missing(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str] | None = None,
+) -> int:
     """Insert `rows`, skipping any that conflict with a unique constraint;
-    returns how many were inserted."""
+    returns how many were inserted. `columns`: the keys of each row to write
+    (default: all of the first row's), so a row may carry keys for another table."""
     if not rows:
         return 0
+    names = list(rows[0]) if columns is None else list(columns)
     if session.get_bind().dialect.name == "postgresql":
-        return _staged_insert(session, table, rows)
+        return _staged_insert(session, table, rows, names)
     stmt = sqlite.insert(table).on_conflict_do_nothing()
-    return int(session.execute(stmt, list(rows)).rowcount)  # type: ignore[attr-defined]
+    return int(session.execute(stmt, _only(rows, names, columns)).rowcount)  # type: ignore[attr-defined]
 
 
-def insert_new(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows the caller knows are new; a unique violation raises."""
+def insert_new(
+    session: Session,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str] | None = None,
+) -> None:
+    """Insert rows the caller knows are new; a unique violation raises. `columns`
+    as for insert_missing."""
     if not rows:
         return
+    names = list(rows[0]) if columns is None else list(columns)
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(table.insert(), list(rows))
+        session.execute(table.insert(), _only(rows, names, columns))
         return
-    columns = list(rows[0])
     dbapi: Any = session.connection().connection.dbapi_connection
     with dbapi.cursor() as cursor:
-        _copy(cursor, table, table.name, columns, rows)
+        _copy(cursor, table, table.name, names, rows)
 
 
-def _staged_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> int:
-    columns = list(rows[0])
+def _only(
+    rows: Sequence[dict[str, Any]], names: list[str], columns: Sequence[str] | None
+) -> list[dict[str, Any]]:
+    """The rows with just `names` (SQLAlchemy refuses a key that is no column)."""
+    if columns is None:
+        return list(rows)
+    return [{name: row[name] for name in names} for row in rows]
+
+
+def _staged_insert(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], columns: list[str]
+) -> int:
     stage = f"staged_{table.name}"
     names = ", ".join(columns)
     dbapi: Any = session.connection().connection.dbapi_connection

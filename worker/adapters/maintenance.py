@@ -11,7 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from batchline.adapters.sql.rows import guarded_move
 from batchline.domain.retry import RETRIABLE_ERRORS
 from batchline.domain.states import TERMINAL_BATCH_STATES, RequestMoves, RequestState
-from batchline.models import Batch, Request, Result
+from batchline.models import Batch, Request, RequestBody, Result
 
 REQUEUED_BY_HAND = (RequestMoves.FAILED_REQUEUED, RequestMoves.EXPIRED_REQUEUED)
 RETRIABLE_BY_HAND = tuple(move.source for move in REQUEUED_BY_HAND)
@@ -83,7 +83,8 @@ def count_purgeable(session: Session, finished_before: datetime) -> int:
 
 
 def purge_finished(session: Session, finished_before: datetime) -> tuple[int, int]:
-    """Delete final requests (their results go with them) and finished, emptied batches."""
+    """Delete final requests (their bodies and results go with them) and finished,
+    emptied batches."""
     final = [s.value for s in RequestState if s not in (RequestState.QUEUED, RequestState.IN_BATCH)]
     purged = select(Request.id).where(
         Request.state.in_(final), Request.finished_at < finished_before
@@ -92,6 +93,11 @@ def purge_finished(session: Session, finished_before: datetime) -> tuple[int, in
     session.execute(
         delete(Result)
         .where(Result.request_id.in_(purged))
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        delete(RequestBody)
+        .where(RequestBody.request_id.in_(purged))
         .execution_options(synchronize_session=False)
     )
     requests = session.execute(

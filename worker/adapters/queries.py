@@ -17,7 +17,7 @@ from batchline.adapters import summaries
 from batchline.domain.custom_ids import decode_custom_id
 from batchline.domain.results import result_object
 from batchline.domain.states import TERMINAL_BATCH_STATES, BatchState, RequestState
-from batchline.models import Batch, Request, Result, ResultTotal
+from batchline.models import Batch, Request, RequestBody, Result, ResultTotal
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class RequestView:
 
 def request_params(session: Session, request_id: str) -> str | None:
     """The request body exactly as enqueued (JSON text)."""
-    return session.scalar(select(Request.params).where(Request.id == request_id))
+    return session.scalar(select(RequestBody.params).where(RequestBody.request_id == request_id))
 
 
 def request_view(session: Session, request_id: str) -> RequestView | None:

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from batchline.domain.states import BatchState, RequestState
-from batchline.models import Batch, Control, Request
+from batchline.models import Batch, Control, Request, RequestBody
 
 CAP_LOCK = "spend_cap_lock"
 # A batch in these states may still be billed, so its worst case stays reserved;
@@ -56,7 +56,8 @@ def stored_worst_case(session: Session, batch_id: int) -> Decimal | None:
 def batch_params(conn: Connection, batch_id: int, fetch: int = 1_000) -> Iterator[tuple[str, int]]:
     """Each request of a batch as (params JSON, its size), streamed."""
     stmt = (
-        select(Request.params, Request.params_bytes)
+        select(RequestBody.params, Request.params_bytes)
+        .join(RequestBody, RequestBody.request_id == Request.id)
         .where(Request.batch_id == batch_id, Request.state == RequestState.IN_BATCH)
         .execution_options(yield_per=fetch)
     )

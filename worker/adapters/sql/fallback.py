@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from batchline.adapters.sql.rows import changed, guarded_move, insert_for
 from batchline.domain.states import BatchState, RequestMoves, RequestState
-from batchline.models import Batch, Control, Fallback, Request, Result
+from batchline.models import Batch, Control, Fallback, Request, RequestBody, Result
 
 OPEN_REQUEST = [RequestState.QUEUED, RequestState.IN_BATCH]
 OPEN_FALLBACK = ["pending", "calling"]
@@ -120,13 +120,14 @@ def claim_due(session: Session, now: datetime, slots: int, claim_until: datetime
     rows = session.execute(
         select(
             Request.id,
-            Request.params,
+            RequestBody.params,
             Request.betas,
             Request.attempts,
             Fallback.tries,
             Fallback.deadline_at,
         )
         .join(Fallback, Fallback.request_id == Request.id)
+        .join(RequestBody, RequestBody.request_id == Request.id)
         .where(Request.id.in_(ids), Request.state.in_(OPEN_REQUEST))
     )
     return [Claimed(*row) for row in rows]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -14,23 +14,43 @@ from sqlalchemy.orm import Session
 
 from batchline.adapters import bulk
 from batchline.adapters.sql.rows import among, chunks
-from batchline.models import Request
+from batchline.models import Request, RequestBody
 
 
 def insert_requests(session: Session, rows: Sequence[dict[str, Any]]) -> int:
-    """Insert new requests; ids (and idempotency keys) already present are skipped."""
+    """Insert new requests, each row's `params` into `request_bodies` beside it; ids
+    (and idempotency keys) already present are skipped, and so are their bodies."""
     table = cast(Table, Request.__table__)
-    if rows and session.get_bind().dialect.name == "postgresql" and _all_new(session, rows):
-        # The common case, checked first: COPY straight into the table, half the
+    if not rows:
+        return 0
+    columns = [name for name in rows[0] if name != "params"]
+    if session.get_bind().dialect.name == "postgresql" and _all_new(session, rows):
+        # The common case, checked first: COPY straight into the tables, half the
         # writes of staging. Should a concurrent intake insert one of these rows
         # meanwhile, the savepoint rolls back and the skipping path below runs.
         try:
             with session.begin_nested():
-                bulk.insert_new(session, table, rows)
+                bulk.insert_new(session, table, rows, columns)
+                bulk.insert_new(session, _BODIES, _bodies(rows))
             return len(rows)
         except bulk.UNIQUE_VIOLATIONS:
             pass
-    return bulk.insert_missing(session, table, rows)
+    inserted = bulk.insert_missing(session, table, rows, columns)
+    if inserted == len(rows):
+        bulk.insert_new(session, _BODIES, _bodies(rows))
+    elif inserted:
+        # Some were skipped: only the rows now stored get a body, and a redelivered
+        # one already has its own (the same bytes, under the same id).
+        present = existing_request_ids(session, [row["id"] for row in rows])
+        bulk.insert_missing(session, _BODIES, _bodies(r for r in rows if r["id"] in present))
+    return inserted
+
+
+_BODIES = cast(Table, RequestBody.__table__)
+
+
+def _bodies(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"request_id": row["id"], "params": row["params"]} for row in rows]
 
 
 def _all_new(session: Session, rows: Sequence[dict[str, Any]]) -> bool:

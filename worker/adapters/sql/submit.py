@@ -17,7 +17,7 @@ from batchline.adapters.batch_api import RemoteBatch
 from batchline.adapters.sql.rows import guarded_move, move_batch
 from batchline.domain.batch_body import BodyRow, encode_body
 from batchline.domain.states import BatchMoves, BatchState, Move, RequestMoves, RequestState
-from batchline.models import Batch, Request
+from batchline.models import Batch, Request, RequestBody
 
 
 def batches_ready_to_submit(session: Session, now: datetime, limit: int = 100) -> list[int]:
@@ -60,7 +60,8 @@ def iter_batch_body(
 ) -> Iterator[bytes]:
     """The create body for a batch, streamed from SQL a slice at a time."""
     stmt = (
-        select(Request.id, Request.attempts, Request.params, Request.cache_ttl_1h)
+        select(Request.id, Request.attempts, RequestBody.params, Request.cache_ttl_1h)
+        .join(RequestBody, RequestBody.request_id == Request.id)
         .where(Request.batch_id == batch_id, Request.state == RequestState.IN_BATCH)
         .order_by(Request.id)
         .execution_options(yield_per=fetch)
