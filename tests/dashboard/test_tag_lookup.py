@@ -23,6 +23,9 @@ TAGS: dict[str, dict[str, Any] | None] = {
     "d": {"quote": 'it\'s "q"', "n": 7.5},
     "e": None,
     "f": {"team": "billing", "n": None},
+    # The value is rendered into the statement (see queries.tag_is): hostile text
+    # must be a value, found as typed, never SQL.
+    "g": {"who": "x'); DELETE FROM requests; --", "path": "back\\slash'\\"},
 }
 
 
@@ -56,6 +59,10 @@ def _request(key: str, n: int) -> Request:
         ("flag", "false", ""),
         ("quote", 'it\'s "q"', "d"),
         ("missing", "billing", ""),
+        ("who", "x'); DELETE FROM requests; --", "g"),
+        ("who", "x'", ""),
+        ("path", "back\\slash'\\", "g"),
+        ("team", "billing'} OR '1'='1", ""),
     ],
 )
 def test_tag_lookup__finds_the_value_as_typed(
@@ -72,5 +79,7 @@ def test_tag_lookup__finds_the_value_as_typed(
             oldest = queries.request_ids_by_tag(s, name, value)
         assert [i[-1] for i in newest] == list(found)
         assert sorted(oldest) == sorted(newest)
+        with make_session_factory(engine)() as s:
+            assert s.query(Request).count() == len(TAGS)  # nothing ran but the lookup
     finally:
         engine.dispose()
