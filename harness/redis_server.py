@@ -20,6 +20,9 @@ class PrivateRedis:
     def __init__(self, data_dir: Path, port: int | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
+        # A port picked here may be taken by another process before redis-server
+        # binds it (tests run in parallel): the first start may then pick again.
+        self._may_repick = port is None
         self.proc: subprocess.Popen[bytes] | None = None
         self.kills = 0
 
@@ -28,6 +31,15 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 30.0) -> PrivateRedis:
+        for _ in range(2):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                self.port = free_port()
+                (self.data_dir / "redis.log").unlink()
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> PrivateRedis:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not on PATH")
@@ -38,9 +50,13 @@ class PrivateRedis:
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while not self._answers():
+            if self.proc.poll() is not None and self._may_repick and self._port_in_use():
+                self.proc = None
+                raise PortTaken(self.port)
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"private redis-server did not start on port {self.port}")
             time.sleep(0.1)
+        self._may_repick = False  # a restart after a kill keeps its port and its AOF
         return self
 
     def kill(self) -> None:
@@ -62,3 +78,11 @@ class PrivateRedis:
 
     def _answers(self) -> bool:
         return redis_answers(self.url)
+
+    def _port_in_use(self) -> bool:
+        log = self.data_dir / "redis.log"
+        return log.exists() and "Address already in use" in log.read_text(errors="replace")
+
+
+class PortTaken(RuntimeError):
+    """Another process took the port picked for a private redis-server first."""

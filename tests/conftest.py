@@ -3,12 +3,15 @@
 PostgreSQL: a fresh database per test session on BATCHLINE_TEST_PG_URL (the
 machine's `test` server by default), migrated with Alembic, emptied per test.
 Redis: database BATCHLINE_TEST_REDIS_DB (default 9) on BATCHLINE_TEST_REDIS_URL,
-flushed per test, so tests never touch db 0.
+flushed per test, so tests never touch db 0. Under pytest-xdist each worker takes
+its own database: BATCHLINE_TEST_REDIS_DB may list them ("6,7,8"); a single
+number N gives worker gwK database N + K. Two workers never share one.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -33,7 +36,30 @@ PG_ADMIN_URL = os.environ.get(
     "BATCHLINE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_BASE_URL = os.environ.get("BATCHLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-REDIS_DB = int(os.environ.get("BATCHLINE_TEST_REDIS_DB", "9"))
+
+
+def _redis_db(setting: str, worker: str | None) -> int:
+    """This process's Redis database: the one given, or under xdist worker gwK the
+    K-th of a list (or N + K for a single N), never db 0 nor past db 15."""
+    given = [int(part) for part in setting.split(",") if part.strip()]
+    index = int(worker.removeprefix("gw")) if worker and worker.startswith("gw") else 0
+    if len(given) > 1:
+        if index >= len(given):
+            raise RuntimeError(
+                f"xdist worker {worker} has no Redis database: BATCHLINE_TEST_REDIS_DB={setting}"
+                " lists fewer databases than there are workers"
+            )
+        db = given[index]
+    else:
+        db = given[0] + index
+    if not 0 < db < 16:
+        raise RuntimeError(f"Redis database {db} for worker {worker}: give BATCHLINE_TEST_REDIS_DB")
+    return db
+
+
+REDIS_DB = _redis_db(
+    os.environ.get("BATCHLINE_TEST_REDIS_DB", "9"), os.environ.get("PYTEST_XDIST_WORKER")
+)
 
 
 @pytest.fixture(scope="session")
@@ -67,11 +93,21 @@ def pg_db(pg_url: str) -> str:
     return pg_url
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session (Alembic closes it after)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "batchline.sqlite3"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture
-def sqlite_db(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'batchline.sqlite3'}"
-    upgrade(url)
-    return url
+def sqlite_db(tmp_path: Path, sqlite_template: Path) -> str:
+    """A fresh SQLite database at head: a copy of the session's migrated file, the
+    same bytes a migration per test would write, without a second or more each."""
+    path = tmp_path / "batchline.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

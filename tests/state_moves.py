@@ -8,7 +8,9 @@ every module that holds it, and notes each move that changed at least one row:
 - the moves made by the pipeline's own tests (`RECORDING_SOURCES`) are kept,
   and `recorded_moves` hands them to the test that checks every allowed move
   was made; a test using it runs last in the session, after the sources, and
-  skips unless all of them were collected.
+  skips unless all of them were collected. Under pytest-xdist the sources and
+  the checks are one unit of work, run by one worker in that order (the
+  scheduler below), so the moves it records are all of them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ RECORDING_SOURCES = (
     "tests/integration/test_fallback.py",
     "tests/unit/test_state_machine.py",
 )
+CHECKS_MODULE = "tests/integration/test_state_moves.py"
 ALLOWED: frozenset[Move[Any]] = frozenset((*BATCH_MOVES, *REQUEST_MOVES))
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,6 +84,9 @@ def _source_of(item: pytest.Item) -> str | None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     checks = [item for item in items if "recorded_moves" in getattr(item, "fixturenames", ())]
+    strays = sorted({str(item.path) for item in checks} - {str(_ROOT / CHECKS_MODULE)})
+    if strays:  # the xdist scheduler below keeps only this module with the sources
+        raise pytest.UsageError(f"recorded_moves is for {CHECKS_MODULE} only, not {strays}")
     for item in checks:
         items.remove(item)
     items.extend(checks)
@@ -123,3 +129,20 @@ def recorded_moves() -> RecordedMoves:
     if _RECORD.sources_failed:
         pytest.skip("some of the pipeline's tests failed: the moves they make are incomplete")
     return _RECORD
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's load scheduling, but the recording sources and the checks go to one
+    worker as one unit (the largest, so it is handed out first); every other test
+    is scheduled on its own. (xdist's `loadgroup` cannot do this under pytest 9:
+    it renames nodes through an attribute pytest 9 no longer reads.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    together = {*RECORDING_SOURCES, CHECKS_MODULE}
+
+    class StateMovesTogether(LoadScopeScheduling):  # type: ignore[misc]  # xdist is untyped
+        def _split_scope(self, nodeid: str) -> str:
+            return "state moves" if nodeid.split("::", 1)[0] in together else nodeid
+
+    return StateMovesTogether(config, log)

@@ -44,7 +44,9 @@ import pytest
 from harness.chaos import ChaosPlan, ChaosRun
 from harness.poison import POISON_ENTRIES
 
-pytestmark = [pytest.mark.fault, pytest.mark.integration]
+# serial: its recovery bound is on time, so `make test` runs it alone, not beside
+# the other xdist workers.
+pytestmark = [pytest.mark.fault, pytest.mark.integration, pytest.mark.serial]
 
 REQUESTS = int(os.environ.get("BATCHLINE_CHAOS_REQUESTS", "800"))
 FAULT_SECONDS = float(os.environ.get("BATCHLINE_CHAOS_SECONDS", "30"))
