@@ -16,11 +16,10 @@ install:
 services:
 	bash .ci/services
 
-# PYTEST_WORKERS=3 runs the suite in 3 pytest-xdist processes, each on its own
-# Redis and PostgreSQL database (tests/conftest.py), then the tests marked
-# `serial` (bounds on time) alone. Off by default until a whole run of it is
-# green on a CI machine; 0 runs everything in one process, as before.
-PYTEST_WORKERS ?= 0
+# The suite runs in PYTEST_WORKERS pytest-xdist processes, each on its own Redis
+# and PostgreSQL database (tests/conftest.py), then the tests marked `serial`
+# (bounds on time) alone. 0 runs everything in one process.
+PYTEST_WORKERS ?= 3
 
 test: services
 ifeq ($(PYTEST_WORKERS),0)
