@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Integer, String, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import text
 
 from batchline.adapters.notify import NullNotifier
 from batchline.adapters.sql import intake as intake_sql
@@ -34,6 +33,7 @@ from bench import floors
 from bench.data import file_chunks, write_results_file
 from bench.environment import fresh_database, quiesce_database
 from bench.isolate import in_child, peak_memory
+from bench.notebook_rows import NotebookBase, result_row
 from bench.report import Emit, Figure, at_least, at_most
 
 REMOTE_ID = "msgbatch_bench"
@@ -235,23 +235,6 @@ def _sqlite_insert(cursor: Any, rows: list[tuple[Any, ...]]) -> None:
     cursor.executemany(f"INSERT INTO results ({COPY_COLUMNS}) VALUES ({marks})", fixed)
 
 
-class _NaiveBase(DeclarativeBase):
-    pass
-
-
-class NaiveResult(_NaiveBase):
-    """The table a notebook user would make for results."""
-
-    __tablename__ = "naive_results"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    custom_id: Mapped[str] = mapped_column(String(64))
-    result_type: Mapped[str] = mapped_column(String(16))
-    text: Mapped[str | None] = mapped_column(String)
-    input_tokens: Mapped[int | None] = mapped_column(Integer)
-    output_tokens: Mapped[int | None] = mapped_column(Integer)
-    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
-
-
 def measure_naive(case: Case) -> dict[str, float]:
     """In a fresh process: SDK-parsed results, one ORM object committed at a time."""
     import httpx2
@@ -260,8 +243,8 @@ def measure_naive(case: Case) -> dict[str, float]:
     from sqlalchemy.orm import Session
 
     engine = make_engine(case.database_url)
-    _NaiveBase.metadata.drop_all(engine)
-    _NaiveBase.metadata.create_all(engine)
+    NotebookBase.metadata.drop_all(engine)
+    NotebookBase.metadata.create_all(engine)
     start = time.perf_counter()
     decoder = JSONLDecoder(
         raw_iterator=file_chunks(case.results_path, 64 * 1024),
@@ -271,23 +254,11 @@ def measure_naive(case: Case) -> dict[str, float]:
     count = 0
     with Session(engine) as session:
         for entry in decoder:
-            result = entry.result
-            message = getattr(result, "message", None)
-            first = message.content[0] if message is not None and message.content else None
-            session.add(
-                NaiveResult(
-                    custom_id=entry.custom_id,
-                    result_type=result.type,
-                    text=getattr(first, "text", None),
-                    input_tokens=message.usage.input_tokens if message else None,
-                    output_tokens=message.usage.output_tokens if message else None,
-                    raw=entry.model_dump(mode="json"),
-                )
-            )
+            session.add(result_row(entry))
             session.commit()
             count += 1
     seconds = time.perf_counter() - start
-    _NaiveBase.metadata.drop_all(engine)
+    NotebookBase.metadata.drop_all(engine)
     engine.dispose()
     return {"seconds": seconds, "count": float(count)}
 

@@ -21,10 +21,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any
 
-from sqlalchemy import JSON, Integer, String
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from batchline.database import make_engine
 from batchline.settings import Settings
@@ -32,6 +30,7 @@ from bench import end_to_end
 from bench.data import request_bodies
 from bench.environment import EMULATOR_KEY, fresh_database, quiesce_database
 from bench.isolate import in_child, peak_memory
+from bench.notebook_rows import NotebookBase, NotebookRequest, result_row
 from bench.report import Emit, Figure, at_least, at_most
 
 POLL_EVERY = 1.0  # the cookbook's loop: retrieve, and sleep a second while not ended
@@ -42,34 +41,13 @@ MEMORY_TARGET_AT = 100_000
 BATCH_REQUESTS: int = Settings.model_fields["max_batch_requests"].default
 
 
-class _Base(DeclarativeBase):
-    pass
-
-
-class NotebookRequest(_Base):
-    __tablename__ = "notebook_requests"
-    custom_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    params: Mapped[dict[str, Any]] = mapped_column(JSON)
-
-
-class NotebookResult(_Base):
-    __tablename__ = "notebook_results"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    custom_id: Mapped[str] = mapped_column(String(64))
-    result_type: Mapped[str] = mapped_column(String(16))
-    text: Mapped[str | None] = mapped_column(String)
-    input_tokens: Mapped[int | None] = mapped_column(Integer)
-    output_tokens: Mapped[int | None] = mapped_column(Integer)
-    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
-
-
 def script(database_url: str, emulator_url: str, count: int) -> dict[str, float]:
     """The notebook's way, in a fresh process: seconds of each step, and peak memory."""
     import anthropic
 
     engine = make_engine(database_url)
-    _Base.metadata.drop_all(engine)
-    _Base.metadata.create_all(engine)
+    NotebookBase.metadata.drop_all(engine)
+    NotebookBase.metadata.create_all(engine)
     client = anthropic.Anthropic(api_key=EMULATOR_KEY, base_url=emulator_url)
     bodies = request_bodies(count)
     marks: dict[str, float] = {}
@@ -90,25 +68,13 @@ def script(database_url: str, emulator_url: str, count: int) -> dict[str, float]
         stored = 0
         with Session(engine) as session:
             for entry in client.messages.batches.results(batch.id):
-                result = entry.result
-                message = getattr(result, "message", None)
-                first = message.content[0] if message is not None and message.content else None
-                session.add(
-                    NotebookResult(
-                        custom_id=entry.custom_id,
-                        result_type=result.type,
-                        text=getattr(first, "text", None),
-                        input_tokens=message.usage.input_tokens if message else None,
-                        output_tokens=message.usage.output_tokens if message else None,
-                        raw=entry.model_dump(mode="json"),
-                    )
-                )
+                session.add(result_row(entry))
                 stored += 1
             session.commit()
         marks["results"] = time.perf_counter()
     if stored != count:
         raise RuntimeError(f"the script stored {stored} results of {count}")
-    _Base.metadata.drop_all(engine)
+    NotebookBase.metadata.drop_all(engine)
     engine.dispose()
     steps, previous = {}, start
     for name, at in marks.items():
