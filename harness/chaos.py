@@ -155,6 +155,7 @@ class ChaosRun:
             start = time.monotonic()
             while True:
                 now = time.monotonic() - start
+                chaos_faults.supervise(stage)
                 while events and events[0][0] <= now:
                     _, name, step = events.pop(0)
                     again = step()
@@ -177,9 +178,7 @@ class ChaosRun:
             thread.join(timeout=60)
         stage.emulator.admin().set_faults(QUIET_FAULTS)
         stage.relay.fault = StreamFault()
-        for name in stage.workers:
-            if name not in stage.procs.procs or stage.procs.procs[name].poll() is not None:
-                stage.procs.worker(name, concurrency=self.plan.concurrency)
+        chaos_faults.supervise(stage)
 
     def _wait_ready(self, stage: Stage) -> None:
         def ready() -> bool:
@@ -227,6 +226,7 @@ class ChaosRun:
             before: int | None = None
             while time.monotonic() < deadline:
                 now = time.monotonic()
+                chaos_faults.supervise(stage)
                 open_requests, queued = self._open_requests(engine)
                 if before is None or open_requests < before:
                     last_progress = now

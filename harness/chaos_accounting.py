@@ -134,7 +134,8 @@ class ChaosFigures:
             f"creates lost before made {i.lost_before_made}, poison entries "
             f"{len(i.poison_entries)}, spoiled results bodies {i.spoiled_served}, "
             f"endless lines {i.endless_served}, Redis full after {i.redis_full_accepted} more "
-            f"(refused {i.redis_full_refusals})",
+            f"(refused {i.redis_full_refusals}), exited on their own and restarted "
+            f"{i.exits_restarted or 0}",
             f"duration                    {self.seconds:.0f} s",
             "VERDICT                     " + ("every promise kept" if self.ok else "BROKEN"),
         ]

@@ -61,6 +61,9 @@ class Injected:
     endless_served: int = 0
     redis_full_refusals: int = 0
     redis_full_accepted: int = 0
+    # Processes that exited on their own (not a kill of ours), restarted as
+    # compose's `restart: unless-stopped` would: name -> times.
+    exits_restarted: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -275,6 +278,25 @@ def cut_results(stage: Stage, limit: int | None) -> None:
 
 
 # -- processes and stores ------------------------------------------------------
+
+
+def supervise(stage: Stage) -> None:
+    """Restarts a worker or beat that exited on its own, as compose's restart policy
+    does in production. Celery gives up on a broker now and then under these faults
+    (kombu's reconnect after a Redis restart can raise AttributeError, kombu#582;
+    a write refused at maxmemory can end the consumer); the product's promise is
+    that a restarted process carries on, not that Celery never exits, and every
+    such exit is counted and printed."""
+    for name, proc in list(stage.procs.procs.items()):
+        code = proc.poll()
+        if code is None:
+            continue
+        stage.injected.exits_restarted[name] = stage.injected.exits_restarted.get(name, 0) + 1
+        stage.say(f"chaos: {name} exited on its own (code {code}), restarted")
+        if name.startswith("beat"):
+            stage.procs.beat(name)
+        else:
+            stage.procs.worker(name, concurrency=stage.plan.concurrency)
 
 
 def kill_worker(stage: Stage) -> None:
