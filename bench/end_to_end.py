@@ -33,10 +33,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +277,7 @@ class ServiceRun:
     note: str
     failed: bool
     peak_pss: int = 0  # bytes: the most the worker, its children and beat held at once
+    worker_peak_mb: float = math.nan  # the highest VmHWM of the worker and its pool
 
     @property
     def total(self) -> float:
@@ -302,6 +304,17 @@ def _pss(pid: int) -> int:
             if line.startswith("Pss:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def peak_rss_mb(pids: list[int]) -> float:
+    """The highest peak resident set (VmHWM) among `pids`, in MB (gone ones skipped)."""
+    peak = 0
+    for pid in pids:
+        with suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+    return peak / 1024
 
 
 def service_pss(procs: list[subprocess.Popen[bytes]]) -> int:
@@ -344,13 +357,21 @@ def measure(
     timeout: float = 300.0,
     bodies: list[dict[str, Any]] | None = None,
     max_batch_requests: int = 100_000,
+    enqueue: Callable[[Producer], object] | None = None,
+    max_queue_bytes: int | None = None,
 ) -> ServiceRun:
     """Enqueue `count` requests and time them until all are final in SQL, sampling
-    the service's PSS meanwhile."""
+    the service's PSS meanwhile. `enqueue` replaces the one `enqueue_many` of
+    `bodies` (it must enqueue `count` requests); `max_queue_bytes` the intake
+    queue's limit."""
     settings = _settings(database_url, redis_url, emulator_url, max_batch_requests)
+    if max_queue_bytes is not None:
+        settings = settings.replace(max_queue_bytes=max_queue_bytes)
     client = fresh_redis(redis_url)
     fresh_database(database_url)
-    bodies = request_bodies(count) if bodies is None else bodies
+    if enqueue is None:
+        every = request_bodies(count) if bodies is None else bodies
+        enqueue = partial(Producer.enqueue_many, items=every)
     engine = make_engine(database_url)
     # Reads only: on SQLite this poll never takes the write lock the worker needs.
     reads = engine.execution_options(**{READ_ONLY: True})
@@ -365,11 +386,13 @@ def measure(
                 _wait_ready(client, procs, Path(scratch) / "worker.log")
                 with PssSampler(procs) as sampler:
                     start = time.time()
-                    producer.enqueue_many(bodies)
+                    enqueue(producer)
                     enqueued = time.time()
                     # The timeout counts from the enqueue's start, like the figure.
                     deadline = time.monotonic() + timeout - (enqueued - start)
                     failure = _wait_all_final(reads, count, deadline, procs)
+                # Read before the processes stop: VmHWM goes with them.
+                worker_peak = peak_rss_mb(_descendants(procs[0].pid))
             finally:
                 if failure:
                     _log_tail(Path(scratch))
@@ -380,7 +403,7 @@ def measure(
         marks, batches, states = _timeline(reads)
         phases = _phases(enqueued, marks)
         note = f"{batches} batch{'es' if batches != 1 else ''}; {states}"
-        return ServiceRun(count, enqueued - start, phases, note, False, sampler.peak)
+        return ServiceRun(count, enqueued - start, phases, note, False, sampler.peak, worker_peak)
     finally:
         producer.close()
         engine.dispose()

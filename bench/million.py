@@ -18,20 +18,16 @@ from __future__ import annotations
 
 import math
 import sys
-import tempfile
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from functools import partial
 
 from sqlalchemy import text
 
-from batchline.database import READ_ONLY, make_engine
+from batchline.database import make_engine
 from batchline.errors import QueueFull
 from batchline.producer import Producer
 from bench import end_to_end as e2e
 from bench.data import request_params
-from bench.environment import fresh_database, fresh_redis
 from bench.report import Emit, Figure, at_most
 
 # Enqueued in parts of this many (see above): 65 MB, within the default
@@ -42,97 +38,45 @@ MEMORY_TARGET_MB = 400.0
 PER_REQUEST_TARGET = 1.2
 
 
-@dataclass(frozen=True)
-class Run:
-    count: int
-    enqueue: float
-    phases: list[float]
-    worker_peak_mb: float
-    database_bytes: int
-    note: str
-
-    @property
-    def total(self) -> float:
-        return self.enqueue + sum(self.phases)
-
-
-def _peak_mb(pids: list[int]) -> float:
-    """The highest peak resident set (VmHWM) among `pids`, in MB."""
-    peak = 0
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                peak = max(peak, int(line.split()[1]))
-    return peak / 1024
-
-
-def _enqueue_part(producer: Producer, bodies: list[dict[str, Any]]) -> None:
-    """One part, retried while the intake queue is full, as an application would:
-    a million requests are 1.6 GB, and the queue holds BATCHLINE_MAX_QUEUE_BYTES."""
-    while True:
-        try:
-            producer.enqueue_many(bodies)
-            return
-        except QueueFull:
-            time.sleep(QUEUE_FULL_PAUSE_SECONDS)
-
-
-def measure(database_url: str, redis_url: str, emulator_url: str, count: int) -> Run:
-    # Room for the whole million in the intake queue (1.6 GB): with the default
-    # 100 MB, enqueue waits for intake to make room, and its phase then holds the
-    # pipeline's own work (a first run here: enqueue 367 s of 623), so no
-    # phase's cost could be told apart. The default's backpressure still applies
-    # to each part, and a refused part is tried again.
-    settings = e2e._settings(database_url, redis_url, emulator_url).replace(
-        max_queue_bytes=2_000_000_000
-    )
-    client = fresh_redis(redis_url)
-    fresh_database(database_url)
-    engine = make_engine(database_url)
-    reads = engine.execution_options(**{READ_ONLY: True})
-    producer = Producer(settings, client)
-    failure = "did not start"
-    peak: dict[int, float] = {}
-    try:
-        with (
-            tempfile.TemporaryDirectory(prefix="bench-million-") as scratch,
-            e2e._worker_and_beat(e2e._env(settings), Path(scratch)) as procs,
-        ):
+def _enqueue_parts(producer: Producer, count: int) -> None:
+    """`count` requests in parts of PART, each tried again while the intake queue is
+    full, as an application would (a million requests are 1.6 GB)."""
+    for first in range(0, count, PART):
+        part = [request_params(i) for i in range(first, min(count, first + PART))]
+        while True:
             try:
-                e2e._wait_ready(client, procs, Path(scratch) / "worker.log")
-                start = time.time()
-                for first in range(0, count, PART):
-                    last = min(count, first + PART)
-                    _enqueue_part(producer, [request_params(i) for i in range(first, last)])
-                enqueued = time.time()
-                deadline = time.monotonic() + 60 * 60
-                failure = e2e._wait_all_final(reads, count, deadline, procs)
-                # Read before the processes stop: VmHWM is gone with them.
-                worker = procs[0]
-                peak[worker.pid] = _peak_mb(e2e._descendants(worker.pid))
-            finally:
-                if failure:
-                    e2e._log_tail(Path(scratch))
-        if failure:
-            raise RuntimeError(f"{count:,} requests end to end: {failure}")
-        marks, batches, states = e2e._timeline(reads)
-        with reads.connect() as conn:
+                producer.enqueue_many(part)
+                break
+            except QueueFull:
+                time.sleep(QUEUE_FULL_PAUSE_SECONDS)
+
+
+def measure(
+    database_url: str, redis_url: str, emulator_url: str, count: int
+) -> tuple[e2e.ServiceRun, int]:
+    """One end-to-end run of `count` requests, and the database's size after it."""
+    got = e2e.measure(
+        database_url,
+        redis_url,
+        emulator_url,
+        count,
+        timeout=60 * 60,
+        enqueue=partial(_enqueue_parts, count=count),
+        # Room for the whole million in the intake queue (1.6 GB): with the
+        # default 100 MB, enqueue waits for intake to make room, and its phase
+        # then holds the pipeline's own work (a first run here: enqueue 367 s of
+        # 623), so no phase's cost could be told apart.
+        max_queue_bytes=2_000_000_000,
+    )
+    if got.failed:
+        raise RuntimeError(f"{count:,} requests end to end: {got.note}")
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
             size = int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)
-        return Run(
-            count,
-            enqueued - start,
-            e2e._phases(enqueued, marks),
-            max(peak.values(), default=math.nan),
-            size,
-            f"{batches} batches; {states}",
-        )
     finally:
-        producer.close()
         engine.dispose()
+    return got, size
 
 
 def run(
@@ -140,9 +84,9 @@ def run(
 ) -> None:
     """`count` requests against a tenth of them (1,000,000 against 100,000 at full size)."""
     part = max(count // 10, 1)
-    small = measure(database_url, redis_url, emulator_url, part)
+    small, _ = measure(database_url, redis_url, emulator_url, part)
     print(f"  million case: {part:,} final in {small.total:.1f} s", file=sys.stderr, flush=True)
-    big = measure(database_url, redis_url, emulator_url, count)
+    big, database_bytes = measure(database_url, redis_url, emulator_url, count)
     for one in (small, big):
         emit(Figure(f"end to end {one.count:,} (million case)", one.total, "s", note=one.note))
     emit(
@@ -158,9 +102,9 @@ def run(
     emit(
         Figure(
             f"  database size per request at {count:,}",
-            big.database_bytes / count,
+            database_bytes / count,
             "bytes",
-            note=f"{big.database_bytes / 1e9:.2f} GB in all, requests and results",
+            note=f"{database_bytes / 1e9:.2f} GB in all, requests and results",
         )
     )
     stages = [("enqueue", small.enqueue, big.enqueue)] + [
