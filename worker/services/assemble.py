@@ -39,7 +39,12 @@ def full_batch_queued(pipeline: Pipeline) -> bool:
     settings = pipeline.settings
     with pipeline.sessions() as session:
         count, size, _oldest = assemble_sql.queued_summary(session)
-    limits = Limits(settings.max_batch_requests, settings.max_batch_bytes)
+    return _full(count, size, Limits(settings.max_batch_requests, settings.max_batch_bytes))
+
+
+def _full(count: int, size: int, limits: Limits) -> bool:
+    """Whether `count` requests of `size` bytes fill a batch (by count or by bytes),
+    whatever their wait: what the maximum wait adds is decided apart (`_due`)."""
     return should_cut(count, size, 0.0, limits, math.inf)
 
 
@@ -112,7 +117,7 @@ def _due(
         parse_priority_waits(settings.priority_max_wait),
         settings.max_wait_seconds,
     )
-    return should_cut(count, size, 0.0, limits, math.inf), waited
+    return _full(count, size, limits), waited
 
 
 def _candidates(
