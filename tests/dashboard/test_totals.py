@@ -38,6 +38,18 @@ def _request(n: int, state: str = "queued", batch_id: int | None = None) -> Requ
     )
 
 
+def _batch(request_count: int) -> Batch:
+    """Batch 1, ended at the API, holding `request_count` requests."""
+    return Batch(
+        id=1,
+        state="ended",
+        request_count=request_count,
+        created_at=NOW,
+        updated_at=NOW,
+        remote_id="msgbatch_1",
+    )
+
+
 def _result(n: int, kind: str = "succeeded", cost: str | None = "0.5", **tokens: int) -> Result:
     return Result(
         batch_id=1,
@@ -109,16 +121,7 @@ def test_totals__follow_inserts_moves_duplicates_and_deletes(db_url: str) -> Non
     sessions = make_session_factory(engine)
     try:
         with sessions.begin() as s:
-            s.add(
-                Batch(
-                    id=1,
-                    state="ended",
-                    request_count=4,
-                    created_at=NOW,
-                    updated_at=NOW,
-                    remote_id="msgbatch_1",
-                )
-            )
+            s.add(_batch(4))
             s.add_all(_request(n) for n in range(6))
         with sessions.begin() as s:
             assert _same(s)["states"] == {"queued": 6}
@@ -167,16 +170,7 @@ def test_totals__per_batch_and_day_answer_the_batch_page_and_the_cap(db_url: str
     sessions = make_session_factory(engine)
     try:
         with sessions.begin() as s:
-            s.add(
-                Batch(
-                    id=1,
-                    state="ended",
-                    request_count=2,
-                    created_at=NOW,
-                    updated_at=NOW,
-                    remote_id="msgbatch_1",
-                )
-            )
+            s.add(_batch(2))
             s.add_all(_request(n, "in_batch", 1) for n in range(3))
             s.add_all([_result(0, write=10, read=30), _result(1, "errored"), _result(2)])
         with sessions.begin() as s:

@@ -8,6 +8,7 @@ path inserts only what is missing.
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -233,8 +234,6 @@ def test_enqueue__a_refusal_leaves_the_connection_usable(
 
 
 def test_enqueue_many__leaves_the_garbage_collector_as_it_found_it(pipeline: Pipeline) -> None:
-    import gc
-
     with Producer(pipeline.settings) as producer:
         producer.enqueue_many([PARAMS, PARAMS])
         assert gc.isenabled()
