@@ -52,7 +52,7 @@ from batchline.models import Batch, Request, Result
 from batchline.producer import Producer
 from batchline.settings import Settings
 from bench.data import request_bodies
-from bench.environment import EMULATOR_KEY, fresh_database, fresh_redis
+from bench.environment import EMULATOR_KEY, WHOLE_RUN_QUEUE_BYTES, fresh_database, fresh_redis
 from bench.report import Emit, Figure
 
 # Its own stream and beat lock: other benchmarks use "bench" on the same Redis db.
@@ -94,9 +94,7 @@ def _settings(
         max_wait_seconds=1.0,
         poll_interval_seconds=1.0,
         intake_interval_seconds=0.5,
-        # enqueue_many of 100,000 (157 MB) in one call, as the issue measures it:
-        # above the default backpressure limit of 100 MB waiting in Redis.
-        max_queue_bytes=400_000_000,
+        max_queue_bytes=WHOLE_RUN_QUEUE_BYTES,
         stream_key_prefix=PREFIX,
     )
 

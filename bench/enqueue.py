@@ -22,7 +22,7 @@ from batchline.keys import RedisKeys
 from batchline.producer import Producer
 from batchline.settings import Settings
 from bench.data import request_bodies
-from bench.environment import fresh_redis
+from bench.environment import WHOLE_RUN_QUEUE_BYTES, fresh_redis
 from bench.report import Emit, Figure, at_least, at_most
 from bench.timing import interleaved
 
@@ -80,7 +80,10 @@ def one_at_a_time(
 
 def many(redis_url: str, count: int, emit: Emit, targets: bool = True) -> None:
     client = fresh_redis(redis_url)
-    producer = Producer(Settings(redis_url=redis_url, stream_key_prefix="bench"), client)
+    settings = Settings(
+        redis_url=redis_url, stream_key_prefix="bench", max_queue_bytes=WHOLE_RUN_QUEUE_BYTES
+    )
+    producer = Producer(settings, client)
     stream = RedisKeys("bench").intake_stream
     bodies = request_bodies(count)
     fields = _raw_fields(bodies)

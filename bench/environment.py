@@ -28,6 +28,10 @@ from batchline.models import metadata
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 EMULATOR_KEY = "bench-key"
+# Backpressure limit for cases that hold a whole full-size run in the intake
+# stream at once (100,000 requests are 157 MB): above the default 100 MB, which
+# would refuse the one enqueue_many call the issue measures.
+WHOLE_RUN_QUEUE_BYTES = 400_000_000
 
 
 class ServiceMissing(RuntimeError):

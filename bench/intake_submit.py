@@ -25,7 +25,13 @@ from batchline.producer import Producer
 from batchline.settings import Settings
 from bench import floors
 from bench.data import request_bodies
-from bench.environment import EMULATOR_KEY, fresh_database, fresh_redis, quiesce_database
+from bench.environment import (
+    EMULATOR_KEY,
+    WHOLE_RUN_QUEUE_BYTES,
+    fresh_database,
+    fresh_redis,
+    quiesce_database,
+)
 from bench.isolate import in_child, peak_memory
 from bench.report import Emit, Figure, at_most
 
@@ -51,6 +57,7 @@ class Case:
             max_batch_bytes=256_000_000,
             max_wait_seconds=0,
             prime_min_group=0,
+            max_queue_bytes=WHOLE_RUN_QUEUE_BYTES,
         )
 
 
