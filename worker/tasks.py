@@ -71,7 +71,13 @@ def intake_task() -> int:
 @app.task(name="batchline.submit_batch")
 @_left_for_next_sweep
 def submit_batch_task(batch_id: int) -> str:
-    return submit.submit_batch(runtime.pipeline(), batch_id)
+    outcome = submit.submit_batch(runtime.pipeline(), batch_id)
+    if outcome == "submitted":
+        # A first look straight away rather than at a sweep up to two poll
+        # intervals off: a small batch (or the emulator's) may have ended already.
+        # One retrieve per batch; later looks back off from its age (domain.polling).
+        poll_batch_task.delay(batch_id)
+    return outcome
 
 
 def _send_callback(task_name: str, request_id: str) -> None:
