@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -76,6 +77,21 @@ PHASES = (
     ("ingest", "to the last batch ingested"),
     ("tail", "to the last request final, after ingestion"),
 )
+
+
+# Celery's own line for each task run, in the text and the JSON log format alike.
+_TASK_DONE = re.compile(rb"Task (batchline\.\w+)\[[^\]]*\] succeeded in ([0-9.e+-]+)s")
+
+
+def task_seconds(log: bytes) -> dict[str, float]:
+    """Seconds the worker's pool spent in each task, summed from its log: the cost
+    of each stage even where stages overlap in time (a million requests' batches
+    are cut, sent and read back at once, so no clock mark separates them)."""
+    busy: dict[str, float] = {}
+    for name, seconds in _TASK_DONE.findall(log):
+        task = name.decode().removeprefix("batchline.")
+        busy[task] = busy.get(task, 0.0) + float(seconds)
+    return busy
 
 
 def _settings(
@@ -276,6 +292,7 @@ class ServiceRun:
     failed: bool
     peak_pss: int = 0  # bytes: the most the worker, its children and beat held at once
     worker_peak_mb: float = math.nan  # the highest VmHWM of the worker and its pool
+    busy: dict[str, float] = field(default_factory=dict)  # task name -> seconds (task_seconds)
 
     @property
     def total(self) -> float:
@@ -376,24 +393,24 @@ def measure(
     producer = Producer(settings, client)
     failure = "did not start"
     try:
-        with (
-            tempfile.TemporaryDirectory(prefix="bench-e2e-") as scratch,
-            _worker_and_beat(_env(settings), Path(scratch)) as procs,
-        ):
-            try:
-                _wait_ready(client, procs, Path(scratch) / "worker.log")
-                with PssSampler(procs) as sampler:
-                    start = time.time()
-                    enqueue(producer)
-                    enqueued = time.time()
-                    # The timeout counts from the enqueue's start, like the figure.
-                    deadline = time.monotonic() + timeout - (enqueued - start)
-                    failure = _wait_all_final(reads, count, deadline, procs)
-                # Read before the processes stop: VmHWM goes with them.
-                worker_peak = peak_rss_mb(_descendants(procs[0].pid))
-            finally:
-                if failure:
-                    _log_tail(Path(scratch))
+        with tempfile.TemporaryDirectory(prefix="bench-e2e-") as scratch:
+            with _worker_and_beat(_env(settings), Path(scratch)) as procs:
+                try:
+                    _wait_ready(client, procs, Path(scratch) / "worker.log")
+                    with PssSampler(procs) as sampler:
+                        start = time.time()
+                        enqueue(producer)
+                        enqueued = time.time()
+                        # The timeout counts from the enqueue's start, like the figure.
+                        deadline = time.monotonic() + timeout - (enqueued - start)
+                        failure = _wait_all_final(reads, count, deadline, procs)
+                    # Read before the processes stop: VmHWM goes with them.
+                    worker_peak = peak_rss_mb(_descendants(procs[0].pid))
+                finally:
+                    if failure:
+                        _log_tail(Path(scratch))
+            # Once the worker has stopped: the last task's line follows its commit.
+            busy = task_seconds((Path(scratch) / "worker.log").read_bytes())
         if failure:
             done = _final_count(reads)
             note = f"FAILED, {failure}: {done:,} of {count:,} final (timeout {timeout:.0f}s)"
@@ -401,7 +418,9 @@ def measure(
         marks, batches, states = _timeline(reads)
         phases = _phases(enqueued, marks)
         note = f"{batches} batch{'es' if batches != 1 else ''}; {states}"
-        return ServiceRun(count, enqueued - start, phases, note, False, sampler.peak, worker_peak)
+        return ServiceRun(
+            count, enqueued - start, phases, note, False, sampler.peak, worker_peak, busy
+        )
     finally:
         producer.close()
         engine.dispose()

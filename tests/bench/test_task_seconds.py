@@ -1,0 +1,30 @@
+"""The million case's per-stage cost: the worker's task runtimes, read from its log."""
+
+from __future__ import annotations
+
+from bench.end_to_end import task_seconds
+
+# What a worker at --loglevel=INFO writes, with the time prefix cut for length.
+TEXT_LOG = b"""\
+[INFO/MainProcess] Task batchline.intake[3f1c] received
+[INFO/ForkPoolWorker-1] Task batchline.intake[3f1c] succeeded in 1.25s: 5000
+[INFO/ForkPoolWorker-2] Task batchline.submit_batch[9a0e] succeeded in 4.5s: 'submitted'
+[INFO/ForkPoolWorker-1] Task batchline.intake[77aa] succeeded in 0.75s: 0
+[ERROR/ForkPoolWorker-1] Task batchline.ingest_batch[1b2b] raised unexpected: OperationalError()
+[INFO/ForkPoolWorker-2] Task myapp.other[00ff] succeeded in 9.0s: None
+"""
+
+JSON_LOG = (
+    b'{"level":"INFO","logger":"celery.app.trace","event":"Task batchline.poll_batch'
+    b'[cdaf-9a] succeeded in 0.0122s: True","data":{"runtime":0.0122}}\n'
+)
+
+
+def test_task_seconds__sums_each_batchline_task_that_succeeded() -> None:
+    busy = task_seconds(TEXT_LOG + JSON_LOG)
+
+    assert busy == {"intake": 2.0, "submit_batch": 4.5, "poll_batch": 0.0122}
+
+
+def test_task_seconds__an_empty_log_is_no_work() -> None:
+    assert task_seconds(b"") == {}
