@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from batchline import runtime, tasks
 from batchline.adapters.memory_api import MemoryBatchApi
+from batchline.adapters.sql import controls as controls_sql
 from batchline.domain.states import RequestState
 from batchline.models import Batch, Request
 from batchline.producer import Producer
@@ -102,3 +103,40 @@ def test_intake_task__sends_the_submit_of_a_full_batch_before_intake_is_done(
         batch_ids = set(session.scalars(select(Batch.id)))
     assert first_batch in batch_ids and {b for b, _ in sent} == batch_ids
     assert _batch_sizes(pipeline) == [10, 10]
+
+
+def _cuts_asked(pipeline: Pipeline) -> list[list[int]]:
+    """Intake run to the end; what each call of its when_full cut."""
+    cuts: list[list[int]] = []
+    assert (
+        run_intake(
+            pipeline, "c", when_full=lambda: cuts.append(assemble.assemble_batches(pipeline))
+        )
+        == ENQUEUED
+    )
+    return cuts
+
+
+def test_intake__asks_for_no_cut_once_the_in_flight_capacity_is_used_up(
+    slow_timers: Pipeline, memory_api: MemoryBatchApi
+) -> None:
+    # One batch of ten uses the capacity up; the fifteen behind it cannot go, and
+    # intake must not count the queue for a cut after every chunk while they wait.
+    pipeline = slow_timers
+    pipeline.settings = pipeline.settings.replace(max_in_flight_requests=10)
+
+    cuts = _cuts_asked(pipeline)
+
+    assert [len(made) for made in cuts] == [1]
+    assert _batch_sizes(pipeline) == [10]
+
+
+def test_intake__asks_for_no_cut_while_submission_is_paused(
+    slow_timers: Pipeline, memory_api: MemoryBatchApi
+) -> None:
+    pipeline = slow_timers
+    with pipeline.sessions.begin() as session:
+        controls_sql.pause_submission(session, "billing", pipeline.clock())
+
+    assert _cuts_asked(pipeline) == []
+    assert _batch_sizes(pipeline) == []

@@ -34,12 +34,24 @@ log = logging.getLogger("batchline.assemble")
 
 
 def full_batch_queued(pipeline: Pipeline) -> bool:
-    """Whether a full batch (by count or by bytes) is queued: then its cut need not
-    wait for the next tick. One aggregate query; assembly itself decides what goes."""
+    """Whether a full batch (by count or by bytes) could be cut now: then its cut
+    need not wait for the next tick. One aggregate query; assembly itself decides
+    what goes.
+
+    Intake asks after every chunk. While submission is paused or the in-flight
+    capacity is used up, no batch can be cut, and the backlog they hold back is
+    what the aggregate would count: so those are asked first (a row each)."""
     settings = pipeline.settings
     with pipeline.sessions() as session:
+        if controls_sql.submission_paused(session) is not None:
+            return False
+        room = capacity.assembly_room(session, settings.max_in_flight_requests)
+        if room <= 0:
+            return False
         count, size, _oldest = assemble_sql.queued_summary(session)
-    return _full(count, size, Limits(settings.max_batch_requests, settings.max_batch_bytes))
+    return _full(
+        count, size, Limits(min(settings.max_batch_requests, room), settings.max_batch_bytes)
+    )
 
 
 def _full(count: int, size: int, limits: Limits) -> bool:
@@ -80,9 +92,12 @@ def _cut_one(pipeline: Pipeline, session: Session, released: bool) -> tuple[int,
     # Under a cap, a request whose model has no price cannot be bounded: it
     # stays queued (batchline status says why) rather than be counted as $0.
     held = ledger.unpriced_models(session, queued_only=True) if cap > 0 else []
-    waiting = assemble_sql.queued_by_priority(session, held)
+    # Room first: with none, the count over the queue (as long as the backlog) is not needed.
     room = capacity.assembly_room(session, settings.max_in_flight_requests)
-    if not waiting or room <= 0:
+    if room <= 0:
+        return None
+    waiting = assemble_sql.queued_by_priority(session, held)
+    if not waiting:
         return None
     limits = Limits(min(settings.max_batch_requests, room), settings.max_batch_bytes)
     full, waited = _due(pipeline, waiting, limits)
