@@ -5,7 +5,7 @@
     python -m bench --smoke         # tiny sizes, no targets: proves the suite runs
     python -m bench --json out.json # the same figures as JSON
     python -m bench --only scheduling  # priorities and shares, simulated clock (~25 min)
-    python -m bench --full          # full sizes and a million requests end to end
+    python -m bench --full          # full sizes and a million requests end to end (~10 min)
 
 It needs PostgreSQL and Redis (BENCH_PG_URL, BENCH_REDIS_URL; Redis database 14
 by default, which it empties) and starts the emulator itself.
@@ -151,7 +151,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--full",
         action="store_true",
-        help="full sizes plus the million-request case (tens of minutes)",
+        help="full sizes plus the million-request case (about 10 minutes on a quiet 2-core box)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
     parser.add_argument(
