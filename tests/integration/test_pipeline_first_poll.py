@@ -21,11 +21,8 @@ PARAMS = {"model": "claude-test", "max_tokens": 64, "messages": [{"role": "user"
 
 
 def _one_prepared_batch(pipeline: Pipeline) -> int:
-    producer = Producer(pipeline.settings)
-    try:
+    with Producer(pipeline.settings) as producer:
         producer.enqueue_many([PARAMS] * 3)
-    finally:
-        producer.close()
     run_intake(pipeline, "c")
     (batch_id,) = assemble.assemble_batches(pipeline)
     return batch_id
