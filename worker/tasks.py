@@ -91,7 +91,7 @@ def sweep_task() -> None:
     callbacks.dispatch_callbacks(pipeline, _send_callback)
     for batch_id in poll.lease_due_polls(pipeline):
         poll_batch_task.delay(batch_id)
-    for batch_id in poll.batches_to_ingest(pipeline):
+    for batch_id in poll.batches_for_free_slots(pipeline):
         ingest_batch_task.delay(batch_id)
     for batch_id in submit.submit_ready_batches(pipeline):
         submit_batch_task.delay(batch_id)
@@ -118,9 +118,8 @@ def ingest_batch_task(batch_id: int) -> int | None:
     # This download's slot is free: an ended batch that found none goes now, not
     # at the next sweep. (Only after a download, so tasks that found no slot
     # never wake each other in a loop.)
-    for waiting in poll.batches_to_ingest(pipeline):
-        if waiting != batch_id:
-            ingest_batch_task.delay(waiting)
+    for waiting in poll.batches_for_free_slots(pipeline, besides=batch_id):
+        ingest_batch_task.delay(waiting)
     return report.lines
 
 

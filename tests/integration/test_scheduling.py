@@ -146,6 +146,20 @@ def test_capacity__a_batch_over_the_room_is_not_created(
     assert memory_api.create_calls == 0
 
 
+def test_capacity__a_batch_that_must_wait_for_room_is_not_handed_out_every_tick(
+    pipeline: Pipeline, producers: list[Producer], memory_api: MemoryBatchApi, clock: Clock
+) -> None:
+    pipeline.settings = pipeline.settings.replace(max_in_flight_requests=100, max_batch_requests=4)
+    _enqueue(pipeline, producers, _tenant("x", 8), clock)
+    first, second = assemble.assemble_batches(pipeline)
+    assert submit.submit_batch(pipeline, first) == "submitted"
+    pipeline.settings = pipeline.settings.replace(max_in_flight_requests=6)  # room for 2, not 4
+
+    assert submit.submit_ready_batches(pipeline) == []
+    end_and_ingest(pipeline, memory_api)  # the first batch's 4 leave the API
+    assert submit.submit_ready_batches(pipeline) == [second]
+
+
 def test_capacity__a_429_lowers_the_limit_until_a_create_succeeds(
     pipeline: Pipeline, producers: list[Producer], memory_api: MemoryBatchApi, clock: Clock
 ) -> None:

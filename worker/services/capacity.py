@@ -55,6 +55,15 @@ def capacity_use(session: Session, limit: int) -> CapacityUse:
     return CapacityUse(in_flight, prepared, limit, capacity_sql.effective_limit(session))
 
 
+def submit_room(session: Session, limit: int) -> int:
+    """How many more requests may go to the API now (created batches count, prepared
+    ones do not): a hint for handing out submits; `admit` decides under the lock."""
+    if limit <= 0:
+        return room(0, None, 0)
+    in_flight = capacity_sql.requests_in_flight(session)
+    return room(limit, capacity_sql.effective_limit(session), in_flight)
+
+
 def assembly_room(session: Session, limit: int) -> int:
     """How many requests assembly may still cut into batches (prepared ones count)."""
     if limit <= 0:

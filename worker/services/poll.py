@@ -94,3 +94,18 @@ def _ids(batch_id: int, remote_id: str) -> dict[str, object]:
 def batches_to_ingest(pipeline: Pipeline) -> list[int]:
     with pipeline.sessions.begin() as session:
         return ingest_lease_sql.batches_to_ingest(session, pipeline.clock())
+
+
+def batches_for_free_slots(pipeline: Pipeline, besides: int | None = None) -> list[int]:
+    """Ended batches to send to ingestion now (`besides` one, the download that
+    just ended): no more than the download slots free (BATCHLINE_INGEST_CONCURRENCY).
+    A task sent without a slot finds none and only takes a worker process for
+    nothing; with twenty ended batches and one slot, every sweep sent nineteen."""
+    settings = pipeline.settings
+    now = pipeline.clock()
+    lease = timedelta(seconds=settings.ingest_lease_seconds)
+    with pipeline.sessions.begin() as session:
+        free = settings.ingest_concurrency - ingest_lease_sql.running_downloads(session, now, lease)
+        if free <= 0:
+            return []
+        return ingest_lease_sql.batches_to_ingest(session, now, limit=free, besides=besides)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import (
     func,
@@ -20,7 +20,10 @@ from batchline.models import Batch
 INGEST_SLOTS_LOCK = 0x62_6C_69_6E_67  # "bling"
 
 
-def batches_to_ingest(session: Session, now: datetime, limit: int = 100) -> list[int]:
+def batches_to_ingest(
+    session: Session, now: datetime, limit: int = 100, besides: int | None = None
+) -> list[int]:
+    """Ended batches whose lease is free, oldest first; `besides` one left out."""
     stmt = (
         select(Batch.id)
         .where(
@@ -30,7 +33,20 @@ def batches_to_ingest(session: Session, now: datetime, limit: int = 100) -> list
         .order_by(Batch.id)
         .limit(limit)
     )
+    if besides is not None:
+        stmt = stmt.where(Batch.id != besides)
     return list(session.scalars(stmt))
+
+
+def running_downloads(session: Session, now: datetime, lease: timedelta) -> int:
+    """Downloads holding a slot: a lease more than half its length ahead (a running
+    download renews every third of it; a nearer one is a back-off or a dead worker's)."""
+    running = session.scalar(
+        select(func.count()).where(
+            Batch.state == BatchState.ENDED, Batch.lease_until > now + lease / 2
+        )
+    )
+    return int(running or 0)
 
 
 def take_ingest_lease(
@@ -44,13 +60,7 @@ def take_ingest_lease(
         if session.get_bind().dialect.name == "postgresql":
             # Two workers counting at once would both see a free slot: count in turn.
             session.execute(select(func.pg_advisory_xact_lock(INGEST_SLOTS_LOCK)))
-        half = (until - now) / 2
-        running = session.scalar(
-            select(func.count()).where(
-                Batch.state == BatchState.ENDED, Batch.lease_until > now + half
-            )
-        )
-        if (running or 0) >= slots:
+        if running_downloads(session, now, until - now) >= slots:
             return False
     # Guarded: a second ingester waits for the first's lease to lapse.
     result = session.execute(

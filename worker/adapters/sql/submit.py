@@ -20,7 +20,11 @@ from batchline.domain.states import BatchMoves, BatchState, Move, RequestMoves, 
 from batchline.models import Batch, Request, RequestBody
 
 
-def batches_ready_to_submit(session: Session, now: datetime, limit: int = 100) -> list[int]:
+def batches_ready_to_submit(
+    session: Session, now: datetime, limit: int = 100, max_requests: int | None = None
+) -> list[int]:
+    """Prepared batches not backing off, oldest first; with `max_requests`, only
+    those of at most that many requests."""
     stmt = (
         select(Batch.id)
         .where(
@@ -30,6 +34,8 @@ def batches_ready_to_submit(session: Session, now: datetime, limit: int = 100) -
         .order_by(Batch.id)
         .limit(limit)
     )
+    if max_requests is not None:
+        stmt = stmt.where(Batch.request_count <= max_requests)
     return list(session.scalars(stmt))
 
 
