@@ -14,6 +14,7 @@ from batchline.producer import Producer
 from batchline.services import assemble, poll
 from batchline.services.context import Pipeline
 from batchline.services.intake import run_intake
+from tests.integration.sent_tasks import SentTasks
 
 pytestmark = pytest.mark.integration
 
@@ -28,24 +29,16 @@ def _one_prepared_batch(pipeline: Pipeline) -> int:
     return batch_id
 
 
-class _Sent:
-    def __init__(self) -> None:
-        self.batch_ids: list[int] = []
-
-    def delay(self, batch_id: int) -> None:
-        self.batch_ids.append(batch_id)
-
-
 @pytest.fixture
-def polls_sent(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> _Sent:
-    sent = _Sent()
+def polls_sent(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> SentTasks:
+    sent = SentTasks()
     monkeypatch.setattr(runtime, "pipeline", lambda: pipeline)
     monkeypatch.setattr(tasks, "poll_batch_task", sent)
     return sent
 
 
 def test_submit_task__a_created_batch_is_polled_at_once(
-    pipeline: Pipeline, memory_api: MemoryBatchApi, polls_sent: _Sent
+    pipeline: Pipeline, memory_api: MemoryBatchApi, polls_sent: SentTasks
 ) -> None:
     batch_id = _one_prepared_batch(pipeline)
 
@@ -60,7 +53,7 @@ def test_submit_task__a_created_batch_is_polled_at_once(
 
 
 def test_submit_task__only_a_create_sends_a_poll(
-    pipeline: Pipeline, memory_api: MemoryBatchApi, polls_sent: _Sent
+    pipeline: Pipeline, memory_api: MemoryBatchApi, polls_sent: SentTasks
 ) -> None:
     batch_id = _one_prepared_batch(pipeline)
     assert tasks.submit_batch_task(batch_id) == "submitted"

@@ -18,6 +18,7 @@ from batchline.producer import Producer
 from batchline.services import assemble, poll, submit
 from batchline.services.context import Pipeline
 from batchline.services.intake import run_intake
+from tests.integration.sent_tasks import SentTasks
 
 pytestmark = pytest.mark.integration
 
@@ -43,19 +44,11 @@ def _ended_batches(pipeline: Pipeline, api: MemoryBatchApi, count: int = 2) -> l
     return made
 
 
-class _Sent:
-    def __init__(self) -> None:
-        self.batch_ids: list[int] = []
-
-    def delay(self, batch_id: int) -> None:
-        self.batch_ids.append(batch_id)
-
-
 def test_ingest_task__a_finished_download_sends_the_batch_that_waited_for_its_slot(
     pipeline: Pipeline, memory_api: MemoryBatchApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = _ended_batches(pipeline, memory_api)
-    sent = _Sent()
+    sent = SentTasks()
     ingest_task = tasks.ingest_batch_task
     monkeypatch.setattr(runtime, "pipeline", lambda: pipeline)
     monkeypatch.setattr(tasks, "ingest_batch_task", sent)
@@ -72,7 +65,7 @@ def test_sweep__sends_ingestion_no_more_batches_than_there_are_free_slots(
     pipeline: Pipeline, memory_api: MemoryBatchApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, *_rest = _ended_batches(pipeline, memory_api, count=3)
-    ingests, others = _Sent(), _Sent()
+    ingests, others = SentTasks(), SentTasks()
     monkeypatch.setattr(runtime, "pipeline", lambda: pipeline)
     monkeypatch.setattr(tasks, "ingest_batch_task", ingests)
     monkeypatch.setattr(tasks, "poll_batch_task", others)

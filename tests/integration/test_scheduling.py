@@ -146,13 +146,19 @@ def test_capacity__a_batch_over_the_room_is_not_created(
     assert memory_api.create_calls == 0
 
 
-def test_capacity__a_batch_that_must_wait_for_room_is_not_handed_out_every_tick(
-    pipeline: Pipeline, producers: list[Producer], memory_api: MemoryBatchApi, clock: Clock
-) -> None:
+def _second_of_two_batches(pipeline: Pipeline, producers: list[Producer], clock: Clock) -> int:
+    """Two batches of 4 under a limit of 100: the first created, the second's id."""
     pipeline.settings = pipeline.settings.replace(max_in_flight_requests=100, max_batch_requests=4)
     _enqueue(pipeline, producers, _tenant("x", 8), clock)
     first, second = assemble.assemble_batches(pipeline)
     assert submit.submit_batch(pipeline, first) == "submitted"
+    return second
+
+
+def test_capacity__a_batch_that_must_wait_for_room_is_not_handed_out_every_tick(
+    pipeline: Pipeline, producers: list[Producer], memory_api: MemoryBatchApi, clock: Clock
+) -> None:
+    second = _second_of_two_batches(pipeline, producers, clock)
     pipeline.settings = pipeline.settings.replace(max_in_flight_requests=6)  # room for 2, not 4
 
     assert submit.submit_ready_batches(pipeline) == []
@@ -163,10 +169,7 @@ def test_capacity__a_batch_that_must_wait_for_room_is_not_handed_out_every_tick(
 def test_capacity__a_429_lowers_the_limit_until_a_create_succeeds(
     pipeline: Pipeline, producers: list[Producer], memory_api: MemoryBatchApi, clock: Clock
 ) -> None:
-    pipeline.settings = pipeline.settings.replace(max_in_flight_requests=100, max_batch_requests=4)
-    _enqueue(pipeline, producers, _tenant("x", 8), clock)
-    first, second = assemble.assemble_batches(pipeline)
-    assert submit.submit_batch(pipeline, first) == "submitted"
+    second = _second_of_two_batches(pipeline, producers, clock)
     memory_api.refuse_next_creates.append(
         CreateNotAccepted("HTTP 429 queue full", retry_after=1, kind=Failure.CREATE_RATE_LIMITED)
     )
