@@ -119,8 +119,8 @@ def test_intake__a_request_the_database_refuses_is_dead_lettered_alone(
     victim = ids[6]
     plain_row = intake.request_row
 
-    def too_long(entry: Any, *args: Any) -> dict[str, Any]:
-        row = plain_row(entry, *args)
+    def too_long(entry: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        row = plain_row(entry, *args, **kwargs)
         if row["id"] == victim:
             row["model"] = "m" * 300  # wider than the column
         return row

@@ -94,8 +94,17 @@ class _Chunk:
 
 def _parse(pipeline: Pipeline, raw: list[StreamEntry]) -> _Chunk:
     chunk = _Chunk(raw, pipeline.clock())
+    settings = pipeline.settings
+    # The settings' share of each row, worked out once a chunk, not once a request.
+    row = partial(
+        request_row,
+        default_max_attempts=settings.max_attempts,
+        now=chunk.now,
+        share_tag=settings.share_tag,
+        deadlines=settings.deadline_defaults(),
+    )
     for entry in raw:
-        _read(pipeline, entry, chunk.now, chunk.found, chunk.buried)
+        _read(entry, row, chunk.found, chunk.buried)
     return chunk
 
 
@@ -125,15 +134,15 @@ def _store_chunk(pipeline: Pipeline, chunk: _Chunk) -> int:
 
 
 def _read(
-    pipeline: Pipeline,
     entry: StreamEntry,
-    now: datetime,
+    row: Callable[[IntakeEntry], dict[str, Any]],
     found: list[Found],
     buried: list[tuple[StreamEntry, str]],
 ) -> None:
-    """The entry's requests into `found`, or what cannot be read into `buried`."""
+    """The entry's requests into `found` (with their `row`), or what cannot be read
+    into `buried`."""
     try:
-        found += [(entry, r, _row(pipeline, r, now)) for r in decode_entries(entry)]
+        found += [(entry, r, row(r)) for r in decode_entries(entry)]
         return
     except UNREADABLE as exc:
         parts = split_bundle(entry)
@@ -144,7 +153,7 @@ def _read(
     # A bundle is read again request by request: only the bad ones are buried.
     for part in parts:
         try:
-            found += [(entry, r, _row(pipeline, r, now)) for r in decode_entries(part)]
+            found += [(entry, r, row(r)) for r in decode_entries(part)]
         except UNREADABLE as part_exc:
             log.error("bundled request unreadable, dead-lettered: %s", part_exc)
             buried.append((part, f"unreadable: {part_exc}"))
@@ -180,13 +189,6 @@ def _settle_key_reuse(session: Session, rows: list[dict[str, Any]], now: datetim
             first,
             extra={"request_id": row["id"]},
         )
-
-
-def _row(pipeline: Pipeline, entry: IntakeEntry, now: datetime) -> dict[str, Any]:
-    settings = pipeline.settings
-    return request_row(
-        entry, settings.max_attempts, now, settings.share_tag, settings.deadline_defaults()
-    )
 
 
 def request_row(
