@@ -37,6 +37,10 @@ PARAMS = {
     "max_tokens": 8,
     "messages": [{"role": "user", "content": "hello"}],
 }
+# Never done on its own (the emulator's marker): only a cancel ends it, whenever
+# the cancel comes. A plain request may be done first (the emulator finishes each
+# at its own moment of the 10 s window), and then comes back succeeded.
+STUCK_PARAMS = {**PARAMS, "messages": [{"role": "user", "content": "hello [[emulator:stuck]]"}]}
 
 if not (Path(CHROMIUM).exists() and Path(DRIVER).exists()):  # pragma: no cover
     pytest.skip(
@@ -259,7 +263,7 @@ def test_dashboard__in_a_real_browser(
 
         # Action: cancel a batch caught in flight.
         with Producer(settings) as producer:
-            late = producer.enqueue(PARAMS)
+            late = producer.enqueue(STUCK_PARAMS)
         wait_for(lambda: _batch_of(sessions, late.id) is not None, 60, "the late batch")
         late_batch = _batch_of(sessions, late.id)
         # Refused without a login, even with a token taken from a logged-in page.

@@ -9,6 +9,7 @@ path inserts only what is missing.
 from __future__ import annotations
 
 import gc
+import uuid
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -26,6 +27,7 @@ from batchline.adapters.intake_entries import (
     decode_entries,
     requests_in,
 )
+from batchline.adapters.redis_health import client_timeouts
 from batchline.database import make_engine, make_session_factory
 from batchline.domain.invalid import InvalidRequest
 from batchline.keys import RedisKeys
@@ -211,10 +213,17 @@ def test_enqueue__after_a_dropped_connection_reconnects_and_writes_once(
     # Redis closes the producer's connection (as a restart would): the next enqueue
     # finds the socket dead (when it looks, or when it reads: the pool checks first,
     # the add tries once more), reconnects, and is written exactly once.
-    with Producer(pipeline.settings) as producer:
+    # Only this producer's connections are killed, found by a name of their own:
+    # killing every client would break the tests other workers run beside it.
+    name = f"bl-dropped-{uuid.uuid4().hex[:12]}"
+    settings = pipeline.settings
+    client = redis.Redis.from_url(settings.redis_url, client_name=name, **client_timeouts(settings))
+    with Producer(settings, client) as producer:
         producer.enqueue(PARAMS)
-        killed = redis_client.client_kill_filter(_type="normal", skipme=True)
-        assert killed >= 1
+        mine = [c["id"] for c in redis_client.client_list() if c.get("name") == name]
+        assert mine
+        for client_id in mine:
+            assert redis_client.client_kill_filter(_id=client_id) == 1
         producer.enqueue(PARAMS)
     assert redis_client.xlen(RedisKeys().intake_stream) == 2
 
