@@ -38,20 +38,26 @@ def full_batch_queued(pipeline: Pipeline) -> bool:
     need not wait for the next tick. One aggregate query; assembly itself decides
     what goes.
 
-    Intake asks after every chunk. While submission is paused or the in-flight
-    capacity is used up, no batch can be cut, and the backlog they hold back is
-    what the aggregate would count: so those are asked first (a row each)."""
+    Intake asks after every chunk, so what would stop any cut is asked first
+    (`_cut_room`)."""
     settings = pipeline.settings
     with pipeline.sessions() as session:
-        if controls_sql.submission_paused(session) is not None:
-            return False
-        room = capacity.assembly_room(session, settings.max_in_flight_requests)
+        room = _cut_room(session, settings.max_in_flight_requests)
         if room <= 0:
             return False
         count, size, _oldest = assemble_sql.queued_summary(session)
     return _full(
         count, size, Limits(min(settings.max_batch_requests, room), settings.max_batch_bytes)
     )
+
+
+def _cut_room(session: Session, limit: int) -> int:
+    """How many requests a cut may take now: none while submission is paused, else
+    the in-flight room. A row each: asked before any count over the queue, which
+    is as long as the backlog a pause or a full capacity holds back."""
+    if controls_sql.submission_paused(session) is not None:
+        return 0
+    return capacity.assembly_room(session, limit)
 
 
 def _full(count: int, size: int, limits: Limits) -> bool:
@@ -84,7 +90,8 @@ def _cut_one(pipeline: Pipeline, session: Session, released: bool) -> tuple[int,
     """One batch intent if one is due: (id, requests, body bytes); None if none is."""
     settings = pipeline.settings
     assemble_sql.one_assembler(session)
-    if controls_sql.submission_paused(session) is not None:
+    room = _cut_room(session, settings.max_in_flight_requests)
+    if room <= 0:
         return None
     cap = settings.daily_spend_cap_usd
     if cap > 0 and ledger.cap_use(session, cap, pipeline.clock()).room <= 0:
@@ -92,10 +99,6 @@ def _cut_one(pipeline: Pipeline, session: Session, released: bool) -> tuple[int,
     # Under a cap, a request whose model has no price cannot be bounded: it
     # stays queued (batchline status says why) rather than be counted as $0.
     held = ledger.unpriced_models(session, queued_only=True) if cap > 0 else []
-    # Room first: with none, the count over the queue (as long as the backlog) is not needed.
-    room = capacity.assembly_room(session, settings.max_in_flight_requests)
-    if room <= 0:
-        return None
     waiting = assemble_sql.queued_by_priority(session, held)
     if not waiting:
         return None

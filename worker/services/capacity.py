@@ -55,11 +55,12 @@ def capacity_use(session: Session, limit: int) -> CapacityUse:
     return CapacityUse(in_flight, prepared, limit, capacity_sql.effective_limit(session))
 
 
-def submit_room(session: Session, limit: int) -> int:
+def submit_room(session: Session, limit: int) -> int | None:
     """How many more requests may go to the API now (created batches count, prepared
-    ones do not): a hint for handing out submits; `admit` decides under the lock."""
+    ones do not), None with no limit set: a hint for handing out submits; `admit`
+    decides under the lock."""
     if limit <= 0:
-        return room(0, None, 0)
+        return None
     in_flight = capacity_sql.requests_in_flight(session)
     return room(limit, capacity_sql.effective_limit(session), in_flight)
 

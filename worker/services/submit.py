@@ -33,8 +33,7 @@ def submit_ready_batches(pipeline: Pipeline) -> list[int]:
         # Only batches the in-flight capacity admits now: one that must wait would
         # be handed out every tick only to be told so (a hint: submit_batch decides
         # under the capacity lock).
-        limit = pipeline.settings.max_in_flight_requests
-        fits = capacity.submit_room(session, limit) if limit > 0 else None
+        fits = capacity.submit_room(session, pipeline.settings.max_in_flight_requests)
         ready = submit_sql.batches_ready_to_submit(session, pipeline.clock(), max_requests=fits)
         cap = pipeline.settings.daily_spend_cap_usd
         if cap <= 0 or not ready:
