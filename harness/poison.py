@@ -55,6 +55,7 @@ POISON_ENTRIES: dict[str, Callable[[], dict[bytes, bytes]]] = {
     "t-overflows": lambda: _entry(new_request_id(), _meta(t="1e400")),
     "key-not-a-string": lambda: _entry(new_request_id(), _meta(key=12345)),
     "nul-in-tag": lambda: _entry(new_request_id(), _meta(tags={"team": "a\u0000b"})),
+    "priority-out-of-range": lambda: _entry(new_request_id(), _meta(priority=99)),
     "bundle-one-bad": _bundle_with_one_bad,
 }
 

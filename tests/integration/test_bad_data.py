@@ -8,8 +8,10 @@ reason, and every other row of the chunk is stored and settled.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -135,3 +137,56 @@ def test_intake__a_request_the_database_refuses_is_dead_lettered_alone(
     assert letter[b"id"] == victim.encode()
     assert b"refused by the database" in letter[b"reason"]
     assert pipeline.intake.depth() == 0
+
+
+def test_intake__a_request_that_makes_no_row_among_good_ones_is_dead_lettered_alone(
+    pipeline: Pipeline, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A poison entry enqueue's checks did not foresee: its row cannot be made.
+    with Producer(pipeline.settings) as producer:
+        ids = [h.id for h in producer.enqueue_many([PARAMS] * 10)]
+    victim = ids[3]
+    plain_row = intake.request_row
+
+    def trips_on_victim(entry: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if entry.request_id == victim:
+            raise AttributeError("'list' object has no attribute 'get'")
+        return plain_row(entry, *args, **kwargs)
+
+    monkeypatch.setattr(intake, "request_row", trips_on_victim)
+
+    moved = intake.run_intake(pipeline, "t")
+
+    assert moved == 9
+    assert set(request_states(pipeline)) == set(ids) - {victim}
+    [letter] = dead_letters(redis_client)
+    assert letter[b"id"] == victim.encode()
+    assert b"AttributeError" in letter[b"reason"]
+    assert pipeline.intake.depth() == 0
+
+
+def test_intake__a_fault_every_request_meets_stops_intake_and_buries_nothing(
+    pipeline: Pipeline, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bad deploy: the code, not the data, fails on every request.
+    with Producer(pipeline.settings) as producer:
+        ids = [h.id for h in producer.enqueue_many([PARAMS] * 10)]
+
+    plain_row = intake.request_row
+
+    def broken(entry: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise TypeError("request_row() got an unexpected keyword argument 'now'")
+
+    monkeypatch.setattr(intake, "request_row", broken)
+
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        intake.run_intake(pipeline, "t")
+
+    assert dead_letters(redis_client) == []
+    assert request_states(pipeline) == {}
+    # Left unacknowledged: once the code is fixed, the reclaim takes every one in.
+    monkeypatch.setattr(intake, "request_row", plain_row)
+    fixed = replace(pipeline, settings=pipeline.settings.replace(intake_reclaim_seconds=0.05))
+    time.sleep(0.1)
+    assert intake.run_intake(fixed, "t") == len(ids)
+    assert set(request_states(pipeline)) == set(ids)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from batchline.domain.validation import InvalidRequest
+from batchline.domain.invalid import InvalidRequest
 
 MIN_PRIORITY = -5
 MAX_PRIORITY = 5

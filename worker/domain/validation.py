@@ -17,6 +17,7 @@ import orjson
 
 from batchline.domain.deadlines import check_deadline_epoch
 from batchline.domain.invalid import InvalidRequest as InvalidRequest
+from batchline.domain.scheduling import check_priority
 
 # Sampling parameters the API reference still documents though recent SDK types
 # dropped them; accepted (the emulator does too) when they are numbers.
@@ -165,6 +166,7 @@ def check_entry_meta(meta: object) -> dict[str, Any]:
         raise InvalidRequest("max_attempts must be an integer from 1 to 100")
     if meta.get("deadline") is not None:
         check_deadline_epoch(meta["deadline"])
+    check_priority(meta.get("priority"))
     return meta
 
 

@@ -38,7 +38,9 @@ from batchline.services.isolate import one_line, store_isolating
 from batchline.services.read_ahead import read_ahead
 
 log = logging.getLogger("batchline.intake")
-UNREADABLE = (ValueError, KeyError, TypeError, OverflowError)
+# What decode_entries raises for an entry enqueue did not write (bad fields,
+# JSON, ids, meta values): the entry's own fault, dead-lettered at once.
+UNREADABLE = ValueError
 NO_DEFAULTS = DeadlineDefaults()
 
 
@@ -90,6 +92,8 @@ class _Chunk:
     now: datetime
     found: list[Found] = field(default_factory=list)
     buried: list[tuple[StreamEntry, str]] = field(default_factory=list)
+    # Requests that decoded but whose row could not be made: see _judge_failed_rows.
+    failed_rows: list[tuple[StreamEntry, IntakeEntry, Exception]] = field(default_factory=list)
 
 
 def _parse(pipeline: Pipeline, raw: list[StreamEntry]) -> _Chunk:
@@ -104,8 +108,36 @@ def _parse(pipeline: Pipeline, raw: list[StreamEntry]) -> _Chunk:
         deadlines=settings.deadline_defaults(),
     )
     for entry in raw:
-        _read(entry, row, chunk.found, chunk.buried)
+        _read(entry, row, chunk)
+    _judge_failed_rows(chunk)
     return chunk
+
+
+def _judge_failed_rows(chunk: _Chunk) -> None:
+    """Requests that decoded (their values passed enqueue's checks) yet made no row.
+
+    Among requests that did, each is a poison entry the checks missed:
+    dead-lettered alone, with its traceback logged, so it blocks no one. When
+    no request of the chunk made a row and more than one failed, the fault is
+    far likelier this code's (a bad deploy) than every entry's: the chunk is
+    left unacknowledged and the error raised, so intake stops loudly instead of
+    dead-lettering every request it reads. A single failing request alone in
+    its chunk is dead-lettered: it cannot tell the two apart, and must not
+    stop intake for good."""
+    failed = chunk.failed_rows
+    if not failed:
+        return
+    if not chunk.found and len(failed) > 1:
+        raise failed[0][2]
+    for entry, request, exc in failed:
+        log.error(
+            "intake: no row for request %s, dead-lettered",
+            request.request_id,
+            exc_info=exc,
+            extra={"request_id": request.request_id},
+        )
+        reason = f"unreadable: {type(exc).__name__}: {one_line(exc)}"
+        chunk.buried.append((single(entry, request), reason))
 
 
 def _store_chunk(pipeline: Pipeline, chunk: _Chunk) -> int:
@@ -133,30 +165,30 @@ def _store_chunk(pipeline: Pipeline, chunk: _Chunk) -> int:
     return len(chunk.found) - len(refusals)
 
 
-def _read(
-    entry: StreamEntry,
-    row: Callable[[IntakeEntry], dict[str, Any]],
-    found: list[Found],
-    buried: list[tuple[StreamEntry, str]],
-) -> None:
-    """The entry's requests into `found` (with their `row`), or what cannot be read
-    into `buried`."""
+def _read(entry: StreamEntry, row: Callable[[IntakeEntry], dict[str, Any]], chunk: _Chunk) -> None:
+    """The entry's requests into `chunk.found` (with their `row`); what cannot be
+    decoded into `chunk.buried`, what decoded but made no row into `chunk.failed_rows`."""
     try:
-        found += [(entry, r, row(r)) for r in decode_entries(entry)]
-        return
+        requests = decode_entries(entry)
     except UNREADABLE as exc:
         parts = split_bundle(entry)
         if not parts:
             log.error("intake entry unreadable, dead-lettered: %s", exc)
-            buried.append((entry, f"unreadable: {exc}"))
+            chunk.buried.append((entry, f"unreadable: {exc}"))
             return
-    # A bundle is read again request by request: only the bad ones are buried.
-    for part in parts:
+        # A bundle is read again request by request: only the bad ones are buried.
+        requests = []
+        for part in parts:
+            try:
+                requests += decode_entries(part)
+            except UNREADABLE as part_exc:
+                log.error("bundled request unreadable, dead-lettered: %s", part_exc)
+                chunk.buried.append((part, f"unreadable: {part_exc}"))
+    for request in requests:
         try:
-            found += [(entry, r, row(r)) for r in decode_entries(part)]
-        except UNREADABLE as part_exc:
-            log.error("bundled request unreadable, dead-lettered: %s", part_exc)
-            buried.append((part, f"unreadable: {part_exc}"))
+            chunk.found.append((entry, request, row(request)))
+        except Exception as exc:  # judged with the whole chunk: a bad entry, or a bug
+            chunk.failed_rows.append((entry, request, exc))
 
 
 def _store(pipeline: Pipeline, rows: list[dict[str, Any]], now: datetime) -> None:
@@ -219,7 +251,7 @@ def request_row(
         "charged_attempts": 0,
         "max_attempts": int(meta.get("max_attempts") or default_max_attempts),
         "prefix_hash": _prefix_hash(entry.params),
-        # Checked again: a stream entry may come from any writer (ValueError: unreadable).
+        # None is the default; the value itself was checked with the meta (decode_entries).
         "priority": check_priority(meta.get("priority")),
         # Fixed at intake: changing BATCHLINE_SHARE_TAG applies to requests taken in after.
         "share_key": share_key(meta.get("tags"), share_tag),
