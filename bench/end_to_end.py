@@ -94,6 +94,42 @@ def task_seconds(log: bytes) -> dict[str, float]:
     return busy
 
 
+# The same line in the text log format, with the time it was written (the task's end).
+_TASK_DONE_AT = re.compile(
+    rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*?"
+    rb"Task (batchline\.\w+)\[[^\]]*\] succeeded in ([0-9.e+-]+)s",
+    re.MULTILINE,
+)
+
+
+Span = tuple[str, float, float]  # task name, its start and end (epoch seconds)
+
+
+def task_spans(log: bytes) -> list[Span]:
+    """When each batchline task ran, from the text log's task lines (the line is
+    written at the task's end, and says how long it ran)."""
+    spans = []
+    for stamp, name, seconds in _TASK_DONE_AT.findall(log):
+        end = datetime.strptime(stamp.decode(), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        spans.append((name.decode().removeprefix("batchline."), end - float(seconds), end))
+    return spans
+
+
+def occupied_seconds(spans: list[Span], tasks: tuple[str, ...]) -> float:
+    """Seconds in which at least one of `tasks` was running. Busy seconds count
+    twice the time two such tasks run at once (two creates queued behind each
+    other at the API, say); this counts it once. Reported beside the busy
+    seconds, to show how much of them is such waiting."""
+    total, start, end = 0.0, -math.inf, -math.inf
+    for first, last in sorted((first, last) for name, first, last in spans if name in tasks):
+        if first > end:
+            total += end - start if end > start else 0.0
+            start, end = first, last
+        else:
+            end = max(end, last)
+    return total + (end - start if end > start else 0.0)
+
+
 def _settings(
     database_url: str, redis_url: str, emulator_url: str, max_batch_requests: int = 100_000
 ) -> Settings:
@@ -293,6 +329,7 @@ class ServiceRun:
     peak_pss: int = 0  # bytes: the most the worker, its children and beat held at once
     worker_peak_mb: float = math.nan  # the highest VmHWM of the worker and its pool
     busy: dict[str, float] = field(default_factory=dict)  # task name -> seconds (task_seconds)
+    spans: list[Span] = field(default_factory=list)  # when each task ran (task_spans)
 
     @property
     def total(self) -> float:
@@ -410,7 +447,8 @@ def measure(
                     if failure:
                         _log_tail(Path(scratch))
             # Once the worker has stopped: the last task's line follows its commit.
-            busy = task_seconds((Path(scratch) / "worker.log").read_bytes())
+            log = (Path(scratch) / "worker.log").read_bytes()
+            busy, spans = task_seconds(log), task_spans(log)
         if failure:
             done = _final_count(reads)
             note = f"FAILED, {failure}: {done:,} of {count:,} final (timeout {timeout:.0f}s)"
@@ -419,7 +457,7 @@ def measure(
         phases = _phases(enqueued, marks)
         note = f"{batches} batch{'es' if batches != 1 else ''}; {states}"
         return ServiceRun(
-            count, enqueued - start, phases, note, False, sampler.peak, worker_peak, busy
+            count, enqueued - start, phases, note, False, sampler.peak, worker_peak, busy, spans
         )
     finally:
         producer.close()

@@ -118,6 +118,15 @@ def run(
     stages.append(("whole run", small.total, big.total))
     for name, at_small, at_big in stages:
         _ratio(emit, name, at_small, at_big, part, count, targets)
+    # Beside them, not judged: the seconds in which at least one of a stage's
+    # tasks ran. Busy seconds count twice two of a stage's tasks running at
+    # once; at a million two creates often do, each waiting for the other at
+    # the API (bench/README.md), so this shows how much of the busy figure
+    # is that wait.
+    for name, tasks in BUSY_STAGES:
+        at_small = e2e.occupied_seconds(small.spans, tasks)
+        at_big = e2e.occupied_seconds(big.spans, tasks)
+        _ratio(emit, f"{name} (worker occupied)", at_small, at_big, part, count, False)
     # The clock's phases beside them, not judged: at a million they overlap (the
     # batches are cut, sent and read back at once), so each holds waits for the
     # others, and a phase's length is not its cost (bench/README.md).
