@@ -1,5 +1,7 @@
 """Redis faults as reusable fixtures: full, forgetful, hanging.
 
+    private_redis           a private redis-server as batchline wants it (noeviction, AOF on),
+                            for a test that changes its configuration
     limited_redis           a private redis-server at --maxmemory 20mb, noeviction, AOF on
     forgetful_redis         the same without persistence: a restart forgets everything
     fill_until_refused(url) enqueue (no backpressure) until Redis itself refuses a write
@@ -66,6 +68,17 @@ class LimitedRedis(PrivateRedis):
             else:
                 old.unlink()
         return self.start()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own: CONFIG SET on the shared one would reach
+    every test running beside it in other workers."""
+    server = PrivateRedis(tmp_path / "redis-private").start()
+    try:
+        yield server
+    finally:
+        server.kill()
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ from batchline.metrics import registry_for
 from batchline.services.context import Pipeline
 from batchline.settings import Settings
 from harness.emulated import ShiftedClock, poll_and_ingest, run_once
+from harness.redis_faults import private_redis as private_redis
+from harness.redis_server import PrivateRedis
 
 pytestmark = pytest.mark.integration
 
@@ -256,24 +258,21 @@ def test_cli__cancel_and_purge(runner: CliRunner, on_emulator: Emulated) -> None
 
 
 def test_cli__doctor_passes_then_catches_eviction_policy(
-    runner: CliRunner, redis_client: redis.Redis
+    runner: CliRunner, private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    saved = redis_client.config_get("maxmemory-policy")["maxmemory-policy"]
-    saved_aof = redis_client.config_get("appendonly")["appendonly"]
-    try:
-        redis_client.config_set("appendonly", "yes")
-        healthy = invoke(runner, "doctor")
-        assert "[ok  ] database reachable and migrated" in healthy
-        assert "[ok  ] API answered HTTP 200" in healthy
-        assert "[warn] Redis URL has no password" in healthy
+    # A Redis of its own: the policy is changed, which the shared one's other users would see.
+    monkeypatch.setenv("BATCHLINE_REDIS_URL", private_redis.url)
+    healthy = invoke(runner, "doctor")
+    assert "[ok  ] database reachable and migrated" in healthy
+    assert "[ok  ] API answered HTTP 200" in healthy
+    assert "[warn] Redis URL has no password" in healthy
 
-        redis_client.config_set("maxmemory-policy", "allkeys-lru")
-        sick = invoke(runner, "doctor", code=1)
-        assert "[FAIL] Redis maxmemory-policy is 'allkeys-lru'" in sick
-        assert "noeviction" in sick
-    finally:
-        redis_client.config_set("maxmemory-policy", str(saved))
-        redis_client.config_set("appendonly", str(saved_aof))
+    own = redis.Redis.from_url(private_redis.url)
+    own.config_set("maxmemory-policy", "allkeys-lru")
+    own.close()
+    sick = invoke(runner, "doctor", code=1)
+    assert "[FAIL] Redis maxmemory-policy is 'allkeys-lru'" in sick
+    assert "noeviction" in sick
 
 
 def test_cli__doctor_catches_a_database_without_migrations(
