@@ -190,3 +190,30 @@ def test_intake__a_fault_every_request_meets_stops_intake_and_buries_nothing(
     time.sleep(0.1)
     assert intake.run_intake(fixed, "t") == len(ids)
     assert set(request_states(pipeline)) == set(ids)
+
+
+def test_intake__a_quiet_deployment_loses_one_request_to_a_bad_deploy_not_all(
+    pipeline: Pipeline, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Few requests at a time: each chunk holds one, so no chunk alone shows the fault.
+    plain_row = intake.request_row
+
+    def broken(entry: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        raise KeyError("share_key")
+
+    monkeypatch.setattr(intake, "request_row", broken)
+    with Producer(pipeline.settings) as producer:
+        first = producer.enqueue(PARAMS).id
+        assert intake.run_intake(pipeline, "t") == 0  # alone: poison, as far as it can tell
+        second = producer.enqueue(PARAMS).id
+        with pytest.raises(KeyError, match="share_key"):
+            intake.run_intake(pipeline, "t")  # the second in a row: the code, not the data
+
+        assert [letter[b"id"] for letter in dead_letters(redis_client)] == [first.encode()]
+        monkeypatch.setattr(intake, "request_row", plain_row)
+        fixed = replace(pipeline, settings=pipeline.settings.replace(intake_reclaim_seconds=0.05))
+        time.sleep(0.1)
+        assert intake.run_intake(fixed, "t") == 1
+        assert set(request_states(pipeline)) == {second}
+        # A request made its row: the count starts again.
+        assert fixed.rows_failed_in_a_row == 0

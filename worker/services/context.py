@@ -35,3 +35,6 @@ class Pipeline:
     clock: Callable[[], datetime] = field(default=utcnow)
     # The synchronous Messages API, for the deadline fallback (None: not configured).
     messages: SyncMessages | None = None
+    # Intake's count of requests in a row that decoded yet made no row, across
+    # chunks (services.intake._judge_failed_rows): a bad deploy is told from poison by it.
+    rows_failed_in_a_row: int = 0

@@ -109,26 +109,29 @@ def _parse(pipeline: Pipeline, raw: list[StreamEntry]) -> _Chunk:
     )
     for entry in raw:
         _read(entry, row, chunk)
-    _judge_failed_rows(chunk)
+    _judge_failed_rows(pipeline, chunk)
     return chunk
 
 
-def _judge_failed_rows(chunk: _Chunk) -> None:
+def _judge_failed_rows(pipeline: Pipeline, chunk: _Chunk) -> None:
     """Requests that decoded (their values passed enqueue's checks) yet made no row.
 
-    Among requests that did, each is a poison entry the checks missed:
-    dead-lettered alone, with its traceback logged, so it blocks no one. When
-    no request of the chunk made a row and more than one failed, the fault is
-    far likelier this code's (a bad deploy) than every entry's: the chunk is
-    left unacknowledged and the error raised, so intake stops loudly instead of
-    dead-lettering every request it reads. A single failing request alone in
-    its chunk is dead-lettered: it cannot tell the two apart, and must not
-    stop intake for good."""
+    Beside requests that made theirs, each is a poison entry the checks missed:
+    dead-lettered alone, with its traceback logged, so it blocks no one. With
+    none made since the last that was, two or more such failures in a row
+    (in one chunk, or across chunks: a quiet deployment's chunks hold one
+    request) are far likelier this code's fault (a bad deploy) than every
+    entry's: the chunk is left unacknowledged and the error raised, so intake
+    stops loudly instead of dead-lettering every request it reads. The first
+    such failure is dead-lettered: alone it cannot be told from poison, and
+    must not stop intake for good."""
     failed = chunk.failed_rows
-    if not failed:
-        return
-    if not chunk.found and len(failed) > 1:
-        raise failed[0][2]
+    if chunk.found:
+        pipeline.rows_failed_in_a_row = 0
+    elif failed:
+        pipeline.rows_failed_in_a_row += len(failed)
+        if pipeline.rows_failed_in_a_row > 1:
+            raise failed[0][2]
     for entry, request, exc in failed:
         log.error(
             "intake: no row for request %s, dead-lettered",
