@@ -24,6 +24,11 @@ LAZY_COMMANDS = {
         "Serve the web dashboard: queue, batches, requests, spend; live, with actions.",
     ),
     "db": ("batchline.cli.db", "db", "Database schema commands."),
+    "dead-letters": (
+        "batchline.cli.dead_letters",
+        "dead_letters",
+        "Intake entries set aside with a reason: list them, or send them back to intake.",
+    ),
     "demo": (
         "batchline.cli.run",
         "demo",
