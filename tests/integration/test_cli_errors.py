@@ -33,6 +33,7 @@ ARGUMENTS = {
     "purge": ["--older-than", "30", "--yes"],
     "db downgrade": ["base", "--yes"],
     "db upgrade": [],
+    "dead-letters requeue": ["1-0"],
 }
 
 
