@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from functools import wraps
+from functools import partial, wraps
 from typing import Any, TypeVar
 
 from batchline import runtime
@@ -54,15 +54,16 @@ def _left_for_next_sweep(fn: F) -> F:
 def intake_task() -> int:
     pipeline = runtime.pipeline()
 
-    def assemble_and_submit() -> None:
-        assemble.assemble_batches(pipeline)
+    def assemble_and_submit(only_full: bool = False) -> None:
+        assemble.assemble_batches(pipeline, only_full=only_full)
         for batch_id in submit.submit_ready_batches(pipeline):
             submit_batch_task.delay(batch_id)
 
     # A batch that fills up mid-run is cut and its submit sent at once, so
-    # another worker sends it while this one takes in the rest.
+    # another worker sends it while this one takes in the rest; only full ones
+    # (see assemble_batches), what has waited its maximum goes at the end.
     moved = intake_service.run_intake(
-        pipeline, runtime.consumer_name(), when_full=assemble_and_submit
+        pipeline, runtime.consumer_name(), when_full=partial(assemble_and_submit, only_full=True)
     )
     assemble_and_submit()
     return moved

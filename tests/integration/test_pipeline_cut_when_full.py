@@ -9,6 +9,7 @@ requests SQL held then), never how long anything took.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -140,3 +141,22 @@ def test_intake__asks_for_no_cut_while_submission_is_paused(
 
     assert _cuts_asked(pipeline) == []
     assert _batch_sizes(pipeline) == []
+
+
+def test_assemble__a_cut_asked_for_a_full_batch_makes_none_of_what_is_left(
+    slow_timers: Pipeline, memory_api: MemoryBatchApi
+) -> None:
+    # Two intakes at once both see the same full batch, and both ask for a cut.
+    # What the first leaves has waited past the maximum wait (the clock is two
+    # hours on), yet the second cut, asked for a full batch, must not make it a
+    # small batch of its own: that is the tick's to cut.
+    pipeline = slow_timers
+    assert run_intake(pipeline, "c") == ENQUEUED
+    pipeline.clock = lambda: datetime.now(UTC) + timedelta(hours=2)
+
+    assert len(assemble.assemble_batches(pipeline, only_full=True)) == 2
+    assert assemble.assemble_batches(pipeline, only_full=True) == []
+    assert _batch_sizes(pipeline) == [10, 10]
+
+    assert len(assemble.assemble_batches(pipeline)) == 1
+    assert _batch_sizes(pipeline) == [10, 10, 5]

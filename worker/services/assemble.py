@@ -66,12 +66,21 @@ def _full(count: int, size: int, limits: Limits) -> bool:
     return should_cut(count, size, 0.0, limits, math.inf)
 
 
-def assemble_batches(pipeline: Pipeline, max_batches: int = 10) -> list[int]:
-    """Create batch intents while enough requests wait; returns their ids."""
-    made, released = _prime(pipeline)
+def assemble_batches(
+    pipeline: Pipeline, max_batches: int = 10, *, only_full: bool = False
+) -> list[int]:
+    """Create batch intents while enough requests wait; returns their ids.
+
+    `only_full` cuts full batches (by count or bytes) and nothing else, for
+    intake's cut mid-run: requests that merely waited their maximum, and cache
+    primers, are the tick's. Two intakes running at once both see the same
+    full batch; without it the second, once the first had cut, made the few
+    requests left into a batch of their own (a million requests went out as
+    nine batches of 100,000 and nine of 5,000; bench/README.md)."""
+    made, released = ([], []) if only_full else _prime(pipeline)
     for _ in range(max_batches):
         with pipeline.sessions.begin() as session:
-            cut = _cut_one(pipeline, session, bool(released))
+            cut = _cut_one(pipeline, session, bool(released), only_full)
         if cut is None:
             break
         batch_id, count, body = cut
@@ -86,8 +95,11 @@ def assemble_batches(pipeline: Pipeline, max_batches: int = 10) -> list[int]:
     return made
 
 
-def _cut_one(pipeline: Pipeline, session: Session, released: bool) -> tuple[int, int, int] | None:
-    """One batch intent if one is due: (id, requests, body bytes); None if none is."""
+def _cut_one(
+    pipeline: Pipeline, session: Session, released: bool, only_full: bool = False
+) -> tuple[int, int, int] | None:
+    """One batch intent if one is due (only a full one, with `only_full`): (id,
+    requests, body bytes); None if none is."""
     settings = pipeline.settings
     assemble_sql.one_assembler(session)
     room = _cut_room(session, settings.max_in_flight_requests)
@@ -104,6 +116,7 @@ def _cut_one(pipeline: Pipeline, session: Session, released: bool) -> tuple[int,
         return None
     limits = Limits(min(settings.max_batch_requests, room), settings.max_batch_bytes)
     full, waited = _due(pipeline, waiting, limits)
+    waited = waited and not only_full
     if not (released or full or waited):
         return None
     # One batch, one anthropic-beta header: cut from the group of the request that goes next.
