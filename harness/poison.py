@@ -4,6 +4,9 @@
   might (a comma or a non-hex digit in the id, an id too long, a time that
   overflows, a key that is not a string, U+0000 in a tag, a bundle with one bad
   request). `write_poison(client, kind)` XADDs one straight into the stream.
+- `failing_rows(monkeypatch, fault, only=)`: intake's `request_row` raises
+  `fault` for one request (poison its checks missed) or for every request (a
+  bad deploy); returns the fix, which puts the real one back.
 - `nul_in_reply`, `unknown_request`: rewrites of a results body for
   `HostileApi.spoil_results` (U+0000 in one reply's text; one line naming a
   request that does not exist).
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import pytest
 import redis
 
 from batchline.domain.custom_ids import new_request_id
@@ -65,6 +69,24 @@ def write_poison(client: redis.Redis, kind: str, keys: RedisKeys | None = None) 
     stream = (keys or RedisKeys()).intake_stream
     entry_id: bytes = client.xadd(stream, POISON_ENTRIES[kind]())  # type: ignore[arg-type,assignment]
     return entry_id
+
+
+def failing_rows(
+    monkeypatch: pytest.MonkeyPatch, fault: Exception, only: str | None = None
+) -> Callable[[], None]:
+    """intake's request_row raises `fault` for the request `only`, or for every
+    request when None; returns the fix (the real request_row back)."""
+    from batchline.services import intake
+
+    real = intake.request_row
+
+    def failing(entry: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if only is None or entry.request_id == only:
+            raise fault
+        return real(entry, *args, **kwargs)
+
+    monkeypatch.setattr(intake, "request_row", failing)
+    return lambda: monkeypatch.setattr(intake, "request_row", real)
 
 
 def dead_letters(client: redis.Redis, keys: RedisKeys | None = None) -> list[dict[bytes, bytes]]:

@@ -26,7 +26,7 @@ from batchline.models import Batch, Request, Result
 from batchline.producer import Producer
 from batchline.services import assemble, ingest, intake, poll, submit
 from batchline.services.context import Pipeline
-from harness.poison import PARAMS, dead_letters
+from harness.poison import PARAMS, dead_letters, failing_rows
 
 pytestmark = pytest.mark.integration
 
@@ -139,6 +139,13 @@ def test_intake__a_request_the_database_refuses_is_dead_lettered_alone(
     assert pipeline.intake.depth() == 0
 
 
+def _reclaiming_at_once(pipeline: Pipeline) -> Pipeline:
+    """The pipeline with a reclaim time already passed by what intake left pending."""
+    fixed = replace(pipeline, settings=pipeline.settings.replace(intake_reclaim_seconds=0.05))
+    time.sleep(0.1)
+    return fixed
+
+
 def test_intake__a_request_that_makes_no_row_among_good_ones_is_dead_lettered_alone(
     pipeline: Pipeline, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -146,14 +153,7 @@ def test_intake__a_request_that_makes_no_row_among_good_ones_is_dead_lettered_al
     with Producer(pipeline.settings) as producer:
         ids = [h.id for h in producer.enqueue_many([PARAMS] * 10)]
     victim = ids[3]
-    plain_row = intake.request_row
-
-    def trips_on_victim(entry: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        if entry.request_id == victim:
-            raise AttributeError("'list' object has no attribute 'get'")
-        return plain_row(entry, *args, **kwargs)
-
-    monkeypatch.setattr(intake, "request_row", trips_on_victim)
+    failing_rows(monkeypatch, AttributeError("'list' object has no attribute 'get'"), victim)
 
     moved = intake.run_intake(pipeline, "t")
 
@@ -171,13 +171,9 @@ def test_intake__a_fault_every_request_meets_stops_intake_and_buries_nothing(
     # A bad deploy: the code, not the data, fails on every request.
     with Producer(pipeline.settings) as producer:
         ids = [h.id for h in producer.enqueue_many([PARAMS] * 10)]
-
-    plain_row = intake.request_row
-
-    def broken(entry: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        raise TypeError("request_row() got an unexpected keyword argument 'now'")
-
-    monkeypatch.setattr(intake, "request_row", broken)
+    fix = failing_rows(
+        monkeypatch, TypeError("request_row() got an unexpected keyword argument 'now'")
+    )
 
     with pytest.raises(TypeError, match="unexpected keyword"):
         intake.run_intake(pipeline, "t")
@@ -185,9 +181,8 @@ def test_intake__a_fault_every_request_meets_stops_intake_and_buries_nothing(
     assert dead_letters(redis_client) == []
     assert request_states(pipeline) == {}
     # Left unacknowledged: once the code is fixed, the reclaim takes every one in.
-    monkeypatch.setattr(intake, "request_row", plain_row)
-    fixed = replace(pipeline, settings=pipeline.settings.replace(intake_reclaim_seconds=0.05))
-    time.sleep(0.1)
+    fix()
+    fixed = _reclaiming_at_once(pipeline)
     assert intake.run_intake(fixed, "t") == len(ids)
     assert set(request_states(pipeline)) == set(ids)
 
@@ -196,12 +191,7 @@ def test_intake__a_quiet_deployment_loses_one_request_to_a_bad_deploy_not_all(
     pipeline: Pipeline, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Few requests at a time: each chunk holds one, so no chunk alone shows the fault.
-    plain_row = intake.request_row
-
-    def broken(entry: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        raise KeyError("share_key")
-
-    monkeypatch.setattr(intake, "request_row", broken)
+    fix = failing_rows(monkeypatch, KeyError("share_key"))
     with Producer(pipeline.settings) as producer:
         first = producer.enqueue(PARAMS).id
         assert intake.run_intake(pipeline, "t") == 0  # alone: poison, as far as it can tell
@@ -210,9 +200,8 @@ def test_intake__a_quiet_deployment_loses_one_request_to_a_bad_deploy_not_all(
             intake.run_intake(pipeline, "t")  # the second in a row: the code, not the data
 
         assert [letter[b"id"] for letter in dead_letters(redis_client)] == [first.encode()]
-        monkeypatch.setattr(intake, "request_row", plain_row)
-        fixed = replace(pipeline, settings=pipeline.settings.replace(intake_reclaim_seconds=0.05))
-        time.sleep(0.1)
+        fix()
+        fixed = _reclaiming_at_once(pipeline)
         assert intake.run_intake(fixed, "t") == 1
         assert set(request_states(pipeline)) == {second}
         # A request made its row: the count starts again.

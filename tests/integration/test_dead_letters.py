@@ -7,8 +7,6 @@ bundle going round twice.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 import pytest
 import redis
@@ -22,7 +20,7 @@ from batchline.models import Request
 from batchline.producer import Producer
 from batchline.services import intake
 from batchline.services.context import Pipeline
-from harness.poison import PARAMS, dead_letters
+from harness.poison import PARAMS, dead_letters, failing_rows
 
 pytestmark = pytest.mark.integration
 
@@ -54,14 +52,7 @@ def test_dead_letters__one_sent_back_after_its_cause_is_fixed_is_taken_in(
     with Producer(pipeline.settings) as producer:
         ids = [h.id for h in producer.enqueue_many([PARAMS] * 5)]
     victim = ids[2]
-    plain_row = intake.request_row
-
-    def trips_on_victim(entry: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        if entry.request_id == victim:
-            raise AttributeError("a fault fixed in the next release")
-        return plain_row(entry, *args, **kwargs)
-
-    monkeypatch.setattr(intake, "request_row", trips_on_victim)
+    fix = failing_rows(monkeypatch, AttributeError("a fault fixed in the next release"), victim)
     assert intake.run_intake(pipeline, "t") == 4
 
     [listed] = orjson.loads(invoke(runner, "list", "--json"))
@@ -69,7 +60,7 @@ def test_dead_letters__one_sent_back_after_its_cause_is_fixed_is_taken_in(
     assert "AttributeError: a fault fixed in the next release" in listed["reason"]
     assert victim in invoke(runner, "list")
 
-    monkeypatch.setattr(intake, "request_row", plain_row)  # the fixed release
+    fix()  # the fixed release
     sent = invoke(runner, "requeue", listed["letter_id"])
     assert "sent back to intake: 1 dead letters (1 requests)" in sent
     assert dead_letters(redis_client) == []
