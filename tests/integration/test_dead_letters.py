@@ -7,12 +7,15 @@ bundle going round twice.
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 import redis
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from batchline.adapters.dead_letters import DeadLetters
 from batchline.cli import cli
 from batchline.domain.custom_ids import new_request_id
 from batchline.keys import RedisKeys
@@ -21,6 +24,8 @@ from batchline.producer import Producer
 from batchline.services import intake
 from batchline.services.context import Pipeline
 from harness.poison import PARAMS, dead_letters, failing_rows
+from harness.redis_faults import LimitedRedis
+from harness.redis_faults import limited_redis as limited_redis
 
 pytestmark = pytest.mark.integration
 
@@ -108,3 +113,27 @@ def test_dead_letters__an_id_naming_no_letter_moves_nothing(
     assert "1 named no dead letter" in out
     assert "name the letters" in invoke(runner, "requeue", code=2)
     assert "name the letters" in invoke(runner, "requeue", "1-0", "--all", code=2)
+
+
+def test_dead_letters__a_requeue_redis_refuses_when_full_keeps_the_letter(
+    limited_redis: LimitedRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Redis past its maxmemory refuses the move back whole, as it refuses any
+    # write: the letter stays, and no entry is added past the limit.
+    client = redis.Redis.from_url(limited_redis.url)
+    keys = RedisKeys()
+    fields: dict[Any, Any] = {b"id": new_request_id().encode(), b"p": orjson.dumps(PARAMS)}
+    fields[b"m"] = orjson.dumps({"model": "claude-test", "t": 1.0})
+    letter_id = client.xadd(keys.dead_letters, {**fields, b"reason": b"refused", b"entry": b"1-0"})
+    used: Any = client.info("memory")["used_memory"]
+    try:
+        client.config_set("maxmemory", str(used // 2))  # full, whatever the build's baseline
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            DeadLetters(client, keys).requeue([letter_id.decode()])  # type: ignore[union-attr]
+        monkeypatch.setenv("BATCHLINE_REDIS_URL", limited_redis.url)
+        out = invoke(CliRunner(), "requeue", "--all", code=1)
+        assert "past its maxmemory" in out and "nothing was changed" in out
+        assert client.xlen(keys.dead_letters) == 1
+        assert client.exists(keys.intake_stream) == 0
+    finally:
+        client.close()

@@ -26,7 +26,10 @@ ADDED_FIELDS = (b"reason", b"entry")
 # Moves one letter back, or nothing if it is gone (another requeue took it):
 # the XDEL decides, so two operators requeueing at once add it once. The extra
 # requests of a bundle go back on the depth counter that intake's ack takes off.
-_REQUEUE = """
+# Flagged (`#!lua`), so a Redis past its maxmemory refuses it whole at the start:
+# a script without flags whose first write is the XDEL would be let through, and
+# its XADD with it, past the limit.
+_REQUEUE = """#!lua
 if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
 if tonumber(ARGV[2]) > 0 then redis.call('INCRBY', KEYS[3], ARGV[2]) end
@@ -70,8 +73,11 @@ class DeadLetters:
                 continue
             fields = {k: v for k, v in found[0][1].items() if k not in ADDED_FIELDS}
             held = requests_in(StreamEntry(found[0][0], fields))
-            keys = [self._keys.dead_letters, self._keys.intake_stream]
-            keys.append(self._keys.intake_bundled_extra)
+            keys = [
+                self._keys.dead_letters,
+                self._keys.intake_stream,
+                self._keys.intake_bundled_extra,
+            ]
             flat = [x for pair in fields.items() for x in pair]
             if self._requeue(keys=keys, args=[letter_id, held - 1, *flat]):
                 letters += 1

@@ -45,9 +45,16 @@ def friendly_errors(fn: F) -> F:
 
 
 def redis_problem(settings: Settings, exc: Exception) -> str:
+    from batchline.adapters.redis_health import is_out_of_memory
     from batchline.database import first_line
     from batchline.settings import redact
 
+    if is_out_of_memory(exc):
+        return (
+            f"Redis at {redact(settings.redis_url)} is past its maxmemory and refused the "
+            f"write ({first_line(exc)}); nothing was changed: retry once the workers have "
+            "moved requests to SQL, or raise maxmemory"
+        )
     return (
         f"Redis at {redact(settings.redis_url)} (BATCHLINE_REDIS_URL) does not answer "
         f"({first_line(exc)}): start it or fix BATCHLINE_REDIS_URL"
